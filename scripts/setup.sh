@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything audiolang needs on a fresh Debian machine that has only Python:
+# Debian packages (speech synthesis, ffmpeg for torchcodec, sox), a virtual environment,
+# torch 2.13.0 (CPU) first so no later requirement pulls a CUDA build, then the package.
+# Idempotent: re-running only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+EXTRAS=${EXTRAS:-dev}
+APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox ffmpeg"
+
+missing=""
+for p in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  echo "[setup] apt-get install:$missing"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+stamp="$VENV/.audiolang-installed-$(cat pyproject.toml scripts/setup.sh | sha1sum | cut -c1-12)-$EXTRAS"
+if [ ! -f "$stamp" ]; then
+  "$PY" -m pip install -q --upgrade pip
+  "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
+  "$PY" -m pip install -q -e ".[$EXTRAS]"
+  rm -f "$VENV"/.audiolang-installed-*
+  touch "$stamp"
+fi
+echo "[setup] ready: $($PY -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)')"
