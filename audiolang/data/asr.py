@@ -1,0 +1,608 @@
+"""Offline speech recognition behind one small interface, and transcription of ``datasets`` datasets.
+
+Back-ends (``load_asr`` picks one from a spec string):
+
+- ``PocketSphinxASR`` ("pocketsphinx"): CMU PocketSphinx with the bundled US-English acoustic model,
+  either with the bundled general language model or with a domain trigram model from
+  ``build_pocketsphinx_lm``. Fast (a few hundredths of a CPU second per audio second), always available.
+- ``TransformersASR`` (any other spec): a transformers ``automatic-speech-recognition`` pipeline over a
+  hub id or a local folder (wav2vec2 CTC, Whisper, ...).
+- ``FasterWhisperASR`` ("faster-whisper:<dir>"): a Whisper model in CTranslate2 format, through the
+  optional extra ``faster-whisper`` (``pip install 'audiolang[whisper]'``).
+
+Every back-end takes a batch of 16 kHz mono float waveforms and returns one transcript per waveform,
+normalised by ``normalize_transcript`` (lowercase words, no punctuation), so that transcripts from
+different back-ends look alike. Back-ends load their model lazily and leave it out when pickled, so a
+back-end can be shipped to worker processes (``multiprocessing``, ``datasets.map(num_proc=...)``) cheaply;
+each worker loads the model once, on its first batch.
+
+``transcribe_dataset`` adds a transcript column to a dataset; ``transcribe_shard`` and ``merge_shards``
+make a long transcription resumable and spreadable over processes or machines
+(``run_scripts/run_transcribe.py`` is the command-line front end).
+"""
+
+from __future__ import annotations
+
+import abc
+import io
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+logger = logging.getLogger(__name__)
+
+SAMPLING_RATE = 16_000
+_WHISPER_INSTALL_HINT = "pip install 'audiolang[whisper]'  (or: pip install faster-whisper)"
+
+# A word is a run of letters/digits, possibly joined by apostrophes ("don't", "o'clock"): the shape of
+# cmudict's entries, so LM vocabulary and transcripts tokenise the same way.
+_WORD = re.compile(r"\w+(?:'\w+)*")
+
+
+def normalize_transcript(text: str) -> str:
+    """Lowercase ``text`` and keep only its words (intra-word apostrophes included), space-separated."""
+    return " ".join(_WORD.findall(text.lower().replace("\u2019", "'")))
+
+
+def validate_audio_batch(
+    audio: Sequence[np.ndarray], sampling_rate: int, expected_sampling_rate: int = SAMPLING_RATE
+) -> list[np.ndarray]:
+    """Check a batch of waveforms for ASR and return it as float32 arrays.
+
+    Raises:
+        ValueError: naming the offending field and the fix, for a sampling rate other than
+            ``expected_sampling_rate``, a single waveform passed instead of a batch, non-float samples,
+            multi-channel (e.g. stereo) audio, empty audio, and NaN or infinite samples.
+    """
+    if sampling_rate is None:
+        raise ValueError(
+            f"sampling_rate is missing: pass the rate of the audio ({expected_sampling_rate} Hz expected)"
+        )
+    if sampling_rate != expected_sampling_rate:
+        raise ValueError(
+            f"sampling_rate is {sampling_rate} Hz but the recogniser expects {expected_sampling_rate} Hz: "
+            f"resample first, e.g. librosa.resample(x, orig_sr={sampling_rate}, "
+            f"target_sr={expected_sampling_rate}), or for a datasets column "
+            f"dataset.cast_column('audio', Audio(sampling_rate={expected_sampling_rate}))"
+        )
+    if isinstance(audio, np.ndarray) and audio.ndim == 1:
+        raise ValueError("audio must be a batch of waveforms; wrap a single waveform as [waveform]")
+    batch = []
+    for i, waveform in enumerate(audio):
+        x = np.asarray(waveform)
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(
+                f"audio[{i}] has dtype {x.dtype}; expected float samples in [-1, 1] "
+                "(for 16-bit PCM: x.astype(np.float32) / 32768)"
+            )
+        if x.ndim != 1:
+            raise ValueError(
+                f"audio[{i}] has shape {x.shape}; expected mono audio as a 1-D array: mix multi-channel "
+                "audio down first: x.mean(axis=0) for (channels, samples), x.mean(axis=1) for (samples, "
+                "channels) as soundfile returns it"
+            )
+        if x.size == 0:
+            raise ValueError(f"audio[{i}] is empty (0 samples); drop empty utterances before transcribing")
+        if not np.isfinite(x).all():
+            raise ValueError(
+                f"audio[{i}] contains NaN or infinite samples; repair it (e.g. np.nan_to_num) or drop it"
+            )
+        batch.append(x.astype(np.float32, copy=False))
+    return batch
+
+
+class ASRBackend(abc.ABC):
+    """A speech recogniser: a batch of mono float waveforms in, one lowercase transcript per waveform out.
+
+    Implementations check their input with ``validate_audio_batch``, return ``normalize_transcript``-ed
+    text, and stay picklable: they load their model on first use and leave it out of ``__getstate__``.
+    """
+
+    name: str
+    sampling_rate: int = SAMPLING_RATE
+
+    @abc.abstractmethod
+    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+        """Transcribe a batch of mono float32 waveforms at ``sampling_rate`` Hz.
+
+        Returns one normalised transcript per waveform (``normalize_transcript``); "" where nothing was
+        recognised. Raises ValueError for bad input (see ``validate_audio_batch``).
+        """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+# --- PocketSphinx ------------------------------------------------------------------------------------
+
+
+def _read_cmudict(path: Path) -> dict[str, list[str]]:
+    """Word -> its pronunciations (phone strings) in file order; "word(2)" lines are alternates."""
+    pronunciations: dict[str, list[str]] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            entry, _, phones = line.strip().partition(" ")
+            if phones:
+                pronunciations.setdefault(entry.split("(", 1)[0], []).append(phones.strip())
+    return pronunciations
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    # Several processes (torchrun ranks) may build the same LM into one folder at once: each writes a
+    # private temporary file and renames it, so a reader never sees a half-written file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_pocketsphinx_lm(sentences: Iterable[str], output_dir: str | Path) -> tuple[Path, Path]:
+    """Build a domain trigram ARPA LM and its pronunciation dictionary for ``PocketSphinxASR``.
+
+    The sentences are normalised like transcripts (``normalize_transcript``). Words that the bundled
+    ``cmudict-en-us.dict`` cannot pronounce (numerals, names, typos) are dropped from the sentences, so
+    the LM and the dictionary share one vocabulary and the decoder never meets a word it cannot say; the
+    dropped words are logged as a warning. The LM uses pocketsphinx's own fixed-discount back-off
+    builder (``pocketsphinx.lm.ArpaBoLM``, what ``pocketsphinx_lm -a`` runs). The output is deterministic:
+    the same sentences in the same order give byte-identical files.
+
+    Args:
+        sentences: the domain text, one sentence per item.
+        output_dir: created if needed; receives ``domain.arpa`` and ``domain.dict``.
+
+    Returns:
+        ``(lm_path, dict_path)``, to pass to ``PocketSphinxASR(lm_path=..., dict_path=...)``.
+    """
+    from pocketsphinx import get_model_path
+    from pocketsphinx.lm import ArpaBoLM
+
+    pronunciations = _read_cmudict(Path(get_model_path("en-us/cmudict-en-us.dict")))
+    tokenised = [normalize_transcript(s).split() for s in sentences]
+    oov = sorted({w for words in tokenised for w in words if w not in pronunciations})
+    if oov:
+        logger.warning(
+            "build_pocketsphinx_lm: dropped %d word(s) that cmudict-en-us.dict cannot pronounce: %s",
+            len(oov),
+            " ".join(oov),
+        )
+    kept = [[w for w in words if w in pronunciations] for words in tokenised]
+    corpus = "\n".join(" ".join(words) for words in kept if words)
+    if not corpus:
+        raise ValueError(
+            "sentences contain no word that cmudict-en-us.dict can pronounce; pass English domain text"
+        )
+    lm = ArpaBoLM(text=corpus, add_start=True)
+    lm.compute()
+    arpa = io.StringIO()
+    lm.write(arpa)
+    dict_lines = [
+        f"{word if i == 0 else f'{word}({i + 1})'} {phones}\n"
+        for word in sorted({w for words in kept for w in words})
+        for i, phones in enumerate(pronunciations[word])
+    ]
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lm_path, dict_path = output_dir / "domain.arpa", output_dir / "domain.dict"
+    _write_atomic(lm_path, arpa.getvalue())
+    _write_atomic(dict_path, "".join(dict_lines))
+    return lm_path, dict_path
+
+
+class PocketSphinxASR(ASRBackend):
+    """CMU PocketSphinx (bundled US-English acoustic model), optionally with a domain LM.
+
+    Args:
+        lm_path: an ARPA or binary n-gram LM; None uses the bundled general English LM.
+        dict_path: a pronunciation dictionary covering the LM's words; None uses the bundled cmudict.
+        **decoder_kwargs: further ``pocketsphinx.Decoder`` parameters (e.g. ``lw=6.5``, ``beam=1e-60``).
+
+    The decoder is created on the first ``transcribe`` call and reused for every utterance; it is left
+    out when pickled. Every utterance is decoded from the same initial state, so a transcript does not
+    depend on the utterances decoded before it. Defaults that decoder_kwargs can override: no log output
+    (``loglevel="FATAL"``), a reproducible dither (``dither=True, seed=0``).
+    Samples outside [-1, 1] are clipped when converted to the 16-bit PCM that pocketsphinx decodes.
+    """
+
+    name = "pocketsphinx"
+
+    def __init__(
+        self, lm_path: str | Path | None = None, dict_path: str | Path | None = None, **decoder_kwargs: Any
+    ) -> None:
+        for field, path in (("lm_path", lm_path), ("dict_path", dict_path)):
+            if path is not None and not Path(path).is_file():
+                raise FileNotFoundError(
+                    f"{field} {str(path)!r} is not a file; build a domain LM and dictionary with "
+                    "build_pocketsphinx_lm(sentences, output_dir), or pass None for the bundled ones"
+                )
+        self.lm_path = None if lm_path is None else Path(lm_path)
+        self.dict_path = None if dict_path is None else Path(dict_path)
+        self.decoder_kwargs = decoder_kwargs
+        self._decoder: Any = None
+
+    def _get_decoder(self) -> Any:
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            # dither: synthetic or zero-padded audio has runs of exact zeros, whose log energy would
+            # drag the batch cepstral mean far down; the fixed seed keeps the dither reproducible.
+            config: dict[str, Any] = {
+                "samprate": self.sampling_rate,
+                "loglevel": "FATAL",
+                "dither": True,
+                "seed": 0,
+            }
+            if self.lm_path is not None:
+                config["lm"] = str(self.lm_path)
+            if self.dict_path is not None:
+                config["dict"] = str(self.dict_path)
+            self._decoder = Decoder(**{**config, **self.decoder_kwargs})
+        return self._decoder
+
+    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+        batch = validate_audio_batch(audio, sampling_rate, self.sampling_rate)
+        decoder = self._get_decoder()
+        transcripts = []
+        for x in batch:
+            pcm = (np.clip(x, -1.0, 1.0) * 32767.0).astype("<i2")
+            # The decoder carries cepstral-mean and noise estimates from one utterance to the next, which
+            # would make a transcript depend on what the same process decoded before (and so on how
+            # utterances were spread over workers). Resetting them keeps every utterance independent.
+            decoder.reinit_feat()
+            decoder.start_utt()
+            # full_utt: the whole utterance is given at once, so the bundled model gets the batch cepstral
+            # mean normalisation it was trained with (its feat.params say -cmn batch).
+            decoder.process_raw(pcm.tobytes(), False, True)
+            decoder.end_utt()
+            hyp = decoder.hyp()
+            transcripts.append(normalize_transcript(hyp.hypstr) if hyp is not None else "")
+        return transcripts
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_decoder": None}
+
+
+# --- transformers ------------------------------------------------------------------------------------
+
+
+class TransformersASR(ASRBackend):
+    """A transformers ``automatic-speech-recognition`` pipeline (wav2vec2/HuBERT CTC, Whisper, ...).
+
+    Args:
+        model_name_or_path: a hub id or a local folder written by ``save_pretrained`` (with its
+            tokenizer and feature extractor).
+        device: passed to ``transformers.pipeline`` (e.g. -1 or "cpu", 0 or "cuda:0").
+        batch_size: utterances per forward pass.
+        **pipeline_kwargs: further ``transformers.pipeline`` arguments (e.g. ``dtype``, ``chunk_length_s``).
+
+    The pipeline is built on the first ``transcribe`` call and left out when pickled.
+    """
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        device: int | str | None = None,
+        batch_size: int = 8,
+        **pipeline_kwargs: Any,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_name_or_path = str(model_name_or_path)
+        self.name = f"transformers:{self.model_name_or_path}"
+        self.device = device
+        self.batch_size = batch_size
+        self.pipeline_kwargs = pipeline_kwargs
+        self._pipeline: Any = None
+
+    def _get_pipeline(self) -> Any:
+        if self._pipeline is None:
+            from transformers import pipeline
+
+            self._pipeline = pipeline(
+                "automatic-speech-recognition",
+                model=self.model_name_or_path,
+                device=self.device,
+                **self.pipeline_kwargs,
+            )
+        return self._pipeline
+
+    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+        batch = validate_audio_batch(audio, sampling_rate, self.sampling_rate)
+        if not batch:
+            return []
+        inputs = [{"raw": x, "sampling_rate": sampling_rate} for x in batch]
+        outputs = self._get_pipeline()(inputs, batch_size=self.batch_size)
+        return [normalize_transcript(out["text"]) for out in outputs]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pipeline": None}
+
+
+# --- faster-whisper ----------------------------------------------------------------------------------
+
+
+def _import_whisper_model() -> Any:
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as e:
+        raise ImportError(
+            f"FasterWhisperASR needs the optional extra faster-whisper: {_WHISPER_INSTALL_HINT}"
+        ) from e
+    return WhisperModel
+
+
+class FasterWhisperASR(ASRBackend):
+    """Whisper through faster-whisper (CTranslate2), on CPU; an optional extra.
+
+    Args:
+        model_dir: a local folder with a CTranslate2 Whisper model (``model.bin``, ``config.json``,
+            ``tokenizer.json``); nothing is downloaded.
+        compute_type: CTranslate2 weight type ("int8" is the fastest on CPU, "float32" the most exact).
+        beam_size: 1 is greedy decoding.
+        language: the spoken language (English-only ``*.en`` models always decode English).
+        cpu_threads: threads per model; keep it at 1 when many processes transcribe side by side.
+
+    Utterances are decoded one after the other, without voice-activity filtering or timestamps, each as
+    a single window (Whisper's limit is 30 s; longer audio is decoded window by window).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        language: str = "en",
+        cpu_threads: int = 1,
+    ) -> None:
+        _import_whisper_model()  # fail here, with the install command, rather than in a worker later
+        if not Path(model_dir).is_dir():
+            raise FileNotFoundError(
+                f"model_dir {str(model_dir)!r} is not a folder; pass a CTranslate2 Whisper model folder "
+                "(e.g. one converted with ct2-transformers-converter)"
+            )
+        self.model_dir = Path(model_dir)
+        self.name = f"faster-whisper:{self.model_dir}"
+        self.compute_type = compute_type
+        self.beam_size = beam_size
+        self.language = language
+        self.cpu_threads = cpu_threads
+        self._model: Any = None
+
+    def _get_model(self) -> Any:
+        if self._model is None:
+            whisper_model = _import_whisper_model()
+            self._model = whisper_model(
+                str(self.model_dir),
+                device="cpu",
+                compute_type=self.compute_type,
+                cpu_threads=self.cpu_threads,
+            )
+        return self._model
+
+    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+        batch = validate_audio_batch(audio, sampling_rate, self.sampling_rate)
+        model = self._get_model()
+        transcripts = []
+        for x in batch:
+            segments, _ = model.transcribe(
+                x,
+                beam_size=self.beam_size,
+                language=self.language,
+                without_timestamps=True,
+                condition_on_previous_text=False,
+                vad_filter=False,
+            )
+            # segments is a generator: decoding happens while it is consumed.
+            transcripts.append(normalize_transcript(" ".join(s.text for s in segments)))
+        return transcripts
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}
+
+
+def load_asr(spec: str, **kwargs: Any) -> ASRBackend:
+    """Build an ASR back-end from a spec string.
+
+    - ``"pocketsphinx"``: ``PocketSphinxASR(**kwargs)`` (e.g. ``lm_path=..., dict_path=...``);
+    - ``"faster-whisper:<CTranslate2 model dir>"``: ``FasterWhisperASR(dir, **kwargs)``;
+    - anything else, a hub id or a local folder: ``TransformersASR(spec, **kwargs)``.
+    """
+    if spec == "pocketsphinx":
+        return PocketSphinxASR(**kwargs)
+    misplaced = sorted({"lm_path", "dict_path"} & kwargs.keys())
+    if misplaced:
+        raise ValueError(f"{', '.join(misplaced)} only apply to the 'pocketsphinx' back-end, not {spec!r}")
+    if spec.startswith("faster-whisper:"):
+        model_dir = spec.split(":", 1)[1]
+        if not model_dir:
+            raise ValueError("spec 'faster-whisper:' needs a model folder: 'faster-whisper:/path/to/model'")
+        return FasterWhisperASR(model_dir, **kwargs)
+    return TransformersASR(spec, **kwargs)
+
+
+# --- datasets ----------------------------------------------------------------------------------------
+
+
+def audio_to_array(value: Any) -> tuple[np.ndarray, int]:
+    """One decoded ``datasets`` audio value -> ``(mono samples, sampling_rate)``.
+
+    Accepts the torchcodec ``AudioDecoder`` that the ``Audio`` feature decodes to in datasets 5.x, and
+    the ``{"array": ..., "sampling_rate": ...}`` dicts of older datasets versions and of plain columns.
+    Multi-channel audio (channels first) is mixed down to the mean of its channels, as datasets' own
+    ``value["array"]`` does; the decoder's own down-mix (``Audio(num_channels=1)``) is avoided because it
+    adds the channels at -3 dB each, which pushes identical channels past full scale.
+    """
+    if hasattr(value, "get_all_samples"):
+        samples = value.get_all_samples()
+        array, sampling_rate = samples.data.numpy(), samples.sample_rate
+    elif isinstance(value, Mapping) and "array" in value and "sampling_rate" in value:
+        array, sampling_rate = np.asarray(value["array"]), value["sampling_rate"]
+    else:
+        raise ValueError(
+            f"cannot read audio from a {type(value).__name__} value; the audio column must be a decoded "
+            "datasets Audio feature: dataset.cast_column(audio_column, Audio(sampling_rate=16000))"
+        )
+    return (array.mean(axis=0) if array.ndim == 2 else array), int(sampling_rate)
+
+
+def transcribe_dataset(
+    dataset: Dataset,
+    asr: ASRBackend,
+    audio_column: str = "audio",
+    output_column: str = "asr_text",
+    batch_size: int = 16,
+    num_proc: int | None = None,
+    cache_file_name: str | None = None,
+) -> Dataset:
+    """Return ``dataset`` with a new ``output_column`` of ``asr`` transcripts of ``audio_column``.
+
+    An ``Audio`` column is decoded at the back-end's sampling rate whatever its stored rate, and
+    multi-channel audio is mixed down to mono (``audio_to_array``); the result keeps the original
+    feature. Rows keep their order.
+
+    Args:
+        dataset: a ``datasets.Dataset``.
+        asr: the back-end; it is pickled to the workers when ``num_proc > 1``.
+        audio_column: a decoded ``Audio`` column (or a column of ``{"array", "sampling_rate"}`` dicts).
+        output_column: the new column; it must not exist yet.
+        batch_size: rows per ``asr.transcribe`` call.
+        num_proc: worker processes for ``Dataset.map`` (None: this process).
+        cache_file_name: where ``Dataset.map`` writes the transcripts (default: the dataset's cache).
+    """
+    from datasets import Audio, Features, Value, concatenate_datasets
+
+    if audio_column not in dataset.column_names:
+        raise ValueError(
+            f"audio_column {audio_column!r} is not in the dataset; columns: {dataset.column_names}"
+        )
+    if output_column in dataset.column_names:
+        raise ValueError(
+            f"output_column {output_column!r} already exists; choose another name or remove it first "
+            f"(dataset.remove_columns({output_column!r}))"
+        )
+    feature = dataset.features[audio_column]
+    decoded = dataset.select_columns([audio_column])
+    if isinstance(feature, Audio):
+        decoded = decoded.cast_column(audio_column, Audio(sampling_rate=asr.sampling_rate))
+
+    def transcribe_batch(values: list[Any]) -> dict[str, list[str]]:
+        arrays, rates = zip(*(audio_to_array(v) for v in values), strict=True)
+        if len(set(rates)) > 1:
+            raise ValueError(
+                f"{audio_column} mixes sampling rates {sorted(set(rates))} in one batch; cast it to one rate: "
+                f"dataset.cast_column({audio_column!r}, Audio(sampling_rate={asr.sampling_rate}))"
+            )
+        return {output_column: asr.transcribe(list(arrays), rates[0])}
+
+    if len(dataset) == 0:  # map never calls the function then, so it would not create the column
+        return dataset.add_column(output_column, [], feature=Value("string"))
+    # Only the transcripts go through map: copying the audio into a new cache file would double the disk
+    # use for nothing. They are then joined column-wise (zero-copy) to the untouched dataset.
+    transcripts = decoded.map(
+        transcribe_batch,
+        input_columns=[audio_column],
+        remove_columns=[audio_column],
+        batched=True,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        features=Features({output_column: Value("string")}),
+        cache_file_name=cache_file_name,
+        # The cache fingerprint sees the back-end's settings (e.g. its LM path), not the contents of its
+        # model files: a rebuilt LM at the same path would silently reuse stale transcripts.
+        load_from_cache_file=False,
+        desc=f"Transcribing ({asr.name})",
+    )
+    return concatenate_datasets([dataset, transcripts], axis=1)
+
+
+def shard_dir(output_dir: str | Path, shard_index: int, num_shards: int) -> Path:
+    """The folder of one finished shard: ``output_dir/shards/<index>-of-<num_shards>``."""
+    return Path(output_dir) / "shards" / f"{shard_index:05d}-of-{num_shards:05d}"
+
+
+def missing_shards(output_dir: str | Path, num_shards: int) -> list[int]:
+    """Indices of the shards that are not finished yet."""
+    return [i for i in range(num_shards) if not shard_dir(output_dir, i, num_shards).is_dir()]
+
+
+def transcribe_shard(
+    dataset: Dataset,
+    asr: ASRBackend,
+    output_dir: str | Path,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    audio_column: str = "audio",
+    output_column: str = "asr_text",
+    batch_size: int = 16,
+    num_proc: int | None = None,
+) -> Path:
+    """Transcribe one contiguous shard of ``dataset`` into ``shard_dir(output_dir, ...)``, resumably.
+
+    A shard whose folder exists is finished and skipped. The shard is written to a temporary folder and
+    renamed into place only when complete, so an interrupted run leaves no shard folder behind; its
+    leftover temporary folder is replaced by the next run. Returns the shard's folder.
+    """
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard_index must be in [0, num_shards={num_shards}), got {shard_index}")
+    final = shard_dir(output_dir, shard_index, num_shards)
+    if final.is_dir():
+        logger.info("shard %d of %d is already in %s: skipping it", shard_index, num_shards, final)
+        return final
+    tmp = final.with_name(f".tmp-{final.name}")
+    cache = final.with_name(f".cache-{final.name}")
+    for leftover in (tmp, cache):
+        shutil.rmtree(leftover, ignore_errors=True)
+    cache.mkdir(parents=True)
+    # Contiguous shards concatenate back in the dataset's own row order.
+    shard = dataset.shard(num_shards, shard_index, contiguous=True)
+    result = transcribe_dataset(
+        shard,
+        asr,
+        audio_column=audio_column,
+        output_column=output_column,
+        batch_size=batch_size,
+        num_proc=num_proc,
+        cache_file_name=str(cache / "transcripts.arrow"),
+    )
+    result.save_to_disk(str(tmp))
+    os.replace(tmp, final)
+    shutil.rmtree(cache, ignore_errors=True)
+    logger.info("shard %d of %d: %d rows written to %s", shard_index, num_shards, len(result), final)
+    return final
+
+
+def merge_shards(output_dir: str | Path, num_shards: int) -> Path:
+    """Concatenate the finished shards, in order, into ``output_dir/dataset`` and return that folder.
+
+    An existing ``output_dir/dataset`` counts as done and is kept (delete it to merge again). Raises
+    FileNotFoundError naming the shards that are not finished.
+    """
+    from datasets import concatenate_datasets, load_from_disk
+
+    output_dir = Path(output_dir)
+    target = output_dir / "dataset"
+    if target.is_dir():
+        logger.info("%s already exists: not merging again", target)
+        return target
+    missing = missing_shards(output_dir, num_shards)
+    if missing:
+        raise FileNotFoundError(
+            f"{len(missing)} of {num_shards} shards are not finished, e.g. "
+            f"{shard_dir(output_dir, missing[0], num_shards)} (indices {missing}); transcribe them first"
+        )
+    merged = concatenate_datasets(
+        [load_from_disk(str(shard_dir(output_dir, i, num_shards))) for i in range(num_shards)]
+    )
+    tmp = output_dir / ".tmp-dataset"
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_to_disk(str(tmp))
+    os.replace(tmp, target)
+    logger.info("merged %d shards (%d rows) into %s", num_shards, len(merged), target)
+    return target

@@ -1,0 +1,161 @@
+#!/usr/bin/env python
+"""Add an ASR transcript column to a ``datasets`` dataset that has an audio column.
+
+Resumable and shardable: shard ``i`` of ``n`` (contiguous rows) is written to
+``output_dir/shards/<i>-of-<n>`` only once complete, and a shard whose folder exists is skipped on a
+re-run. Once every shard exists, shard 0 (or a run with ``--merge_only``) concatenates them, in row
+order, into ``output_dir/dataset`` (a ``load_from_disk`` folder).
+
+    # one process, all cores:
+    python run_scripts/run_transcribe.py --dataset_path data/my_set --output_dir out/asr \
+        --build_lm_from_column text
+    # one shard per process (torchrun sets RANK/WORLD_SIZE; shard 0 waits for the others, then merges):
+    torchrun --nproc_per_node 4 run_scripts/run_transcribe.py --dataset_path data/my_set --output_dir out/asr
+    # or by hand, e.g. one shard per machine, then the merge:
+    python run_scripts/run_transcribe.py ... --shard_index 1 --num_shards 8
+    python run_scripts/run_transcribe.py --output_dir out/asr --num_shards 8 --merge_only
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_from_disk
+from transformers import HfArgumentParser
+
+from audiolang.data.asr import (
+    ASRBackend,
+    build_pocketsphinx_lm,
+    load_asr,
+    merge_shards,
+    missing_shards,
+    transcribe_shard,
+)
+
+logger = logging.getLogger("run_transcribe")
+
+
+@dataclass
+class TranscribeArguments:
+    output_dir: str = field(metadata={"help": "Receives shards/<i>-of-<n>/, dataset/ and, if built, lm/."})
+    dataset_path: str | None = field(
+        default=None, metadata={"help": "A Dataset or DatasetDict folder written by save_to_disk."}
+    )
+    split: str | None = field(default=None, metadata={"help": "The split to transcribe, for a DatasetDict."})
+    audio_column: str = field(default="audio", metadata={"help": "The Audio column to transcribe."})
+    output_column: str = field(default="asr_text", metadata={"help": "The new transcript column."})
+    asr: str = field(
+        default="pocketsphinx",
+        metadata={
+            "help": "ASR back-end: 'pocketsphinx', 'faster-whisper:<CTranslate2 model dir>', or a transformers "
+            "ASR model (hub id or local folder)."
+        },
+    )
+    lm_path: str | None = field(default=None, metadata={"help": "pocketsphinx: an ARPA language model."})
+    dict_path: str | None = field(
+        default=None, metadata={"help": "pocketsphinx: its pronunciation dictionary."}
+    )
+    build_lm_from_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "pocketsphinx: build a domain LM from this text column of the whole dataset (into "
+            "output_dir/lm). An LM that contains the very sentences being recognised flatters the WER: for an "
+            "honest error rate, build the LM from other text (build_pocketsphinx_lm) and pass --lm_path."
+        },
+    )
+    batch_size: int = field(default=16, metadata={"help": "Rows per ASR call."})
+    num_proc: int | None = field(
+        default=None,
+        metadata={"help": "Worker processes per shard (default: the cores divided by the shards run here)."},
+    )
+    shard_index: int | None = field(default=None, metadata={"help": "This shard (default: $RANK, else 0)."})
+    num_shards: int | None = field(
+        default=None, metadata={"help": "Shards in all (default: $WORLD_SIZE, else 1)."}
+    )
+    merge_only: bool = field(default=False, metadata={"help": "Only merge the finished shards."})
+    poll_interval_s: float = field(
+        default=10.0, metadata={"help": "Under torchrun, how often shard 0 looks for the other shards."}
+    )
+
+
+def load_split(path: str, split: str | None) -> Dataset:
+    """The Dataset at ``path``, or its ``split`` when it is a DatasetDict."""
+    dataset = load_from_disk(path)
+    if isinstance(dataset, DatasetDict):
+        if split not in dataset:
+            raise ValueError(
+                f"--split must name one of the splits of {path}: {sorted(dataset)}, got {split!r}"
+            )
+        return dataset[split]
+    if split is not None:
+        raise ValueError(f"{path} holds a single Dataset, not a DatasetDict: drop --split {split}")
+    return dataset
+
+
+def build_asr(args: TranscribeArguments, dataset: Dataset) -> ASRBackend:
+    """The back-end named by --asr, with the pocketsphinx LM options applied."""
+    kwargs = {k: v for k, v in (("lm_path", args.lm_path), ("dict_path", args.dict_path)) if v is not None}
+    if args.build_lm_from_column is not None:
+        if args.asr != "pocketsphinx" or kwargs:
+            raise ValueError(
+                "--build_lm_from_column applies to --asr pocketsphinx without --lm_path/--dict_path"
+            )
+        if args.build_lm_from_column not in dataset.column_names:
+            raise ValueError(
+                f"--build_lm_from_column {args.build_lm_from_column!r} is not a column: {dataset.column_names}"
+            )
+        lm_path, dict_path = build_pocketsphinx_lm(
+            dataset[args.build_lm_from_column], Path(args.output_dir) / "lm"
+        )
+        kwargs = {"lm_path": str(lm_path), "dict_path": str(dict_path)}
+    return load_asr(args.asr, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    launched_by_torchrun = "WORLD_SIZE" in os.environ
+    shard_index = args.shard_index if args.shard_index is not None else int(os.environ.get("RANK", 0))
+    num_shards = args.num_shards if args.num_shards is not None else int(os.environ.get("WORLD_SIZE", 1))
+
+    if not args.merge_only:
+        if args.dataset_path is None:
+            raise ValueError("--dataset_path is required unless --merge_only")
+        dataset = load_split(args.dataset_path, args.split)
+        # Under torchrun every rank runs here at once: share the cores instead of oversubscribing them.
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        num_proc = args.num_proc or max(1, (os.cpu_count() or 1) // local_processes)
+        transcribe_shard(
+            dataset,
+            build_asr(args, dataset),
+            args.output_dir,
+            shard_index=shard_index,
+            num_shards=num_shards,
+            audio_column=args.audio_column,
+            output_column=args.output_column,
+            batch_size=args.batch_size,
+            num_proc=num_proc if num_proc > 1 else None,
+        )
+        if shard_index != 0:
+            return
+        if launched_by_torchrun:
+            # torchrun stops every rank when one fails, so this wait cannot outlive a crashed shard.
+            while missing := missing_shards(args.output_dir, num_shards):
+                logger.info("waiting for shards %s", missing)
+                time.sleep(args.poll_interval_s)
+        elif missing := missing_shards(args.output_dir, num_shards):
+            logger.info(
+                "shards %s are not finished: not merging yet. Re-run shard 0, or run with --merge_only, once "
+                "they are.",
+                missing,
+            )
+            return
+    merge_shards(args.output_dir, num_shards)
+
+
+if __name__ == "__main__":
+    main()

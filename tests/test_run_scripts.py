@@ -1,0 +1,95 @@
+"""The run scripts end to end on a tiny corpus: pre-train DSCLAP, fine-tune it, reload with Auto classes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor
+
+import audiolang  # noqa: F401  (registers the families)
+from audiolang.data import build_corpus
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "run_scripts"
+COMMON = ["--report_to", "none", "--save_strategy", "no", "--per_device_train_batch_size", "8",
+          "--per_device_eval_batch_size", "8", "--dataloader_num_workers", "0", "--disable_tqdm", "true"]
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("scripts") / "corpus"
+    build_corpus("tiny", output_dir=path, seed=0, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scripts") / "dsclap"
+    init = out.parent / "dsclap-init"
+    run("run_pretrain.py", "--model_type", "dsclap", "--preset", "tiny", "--dataset_path", str(corpus),
+        "--output_dir", str(out), "--save_initial_model", str(init), "--num_train_epochs", "1",
+        "--max_train_samples", "24", "--train_sampling_strategy", "group_by_length", *COMMON)
+    return out, init
+
+
+def test_pretrain_writes_a_loadable_model_with_card(pretrained):
+    out, init = pretrained
+    results = json.loads((out / "pretrain_results.json").read_text())
+    assert results["train_loss"] > 0 and 0.0 <= results["eval_audio_to_text_r@1"] <= 1.0
+    model = AutoModel.from_pretrained(out)
+    processor = AutoProcessor.from_pretrained(out)
+    assert type(model).__name__ == "DsclapModel" and type(processor).__name__ == "DsclapProcessor"
+    assert ModelCard.load(out / "README.md").data.pipeline_tag == "zero-shot-audio-classification"
+    # pre-training changed the weights the baseline keeps
+    before = AutoModel.from_pretrained(init).state_dict()
+    after = model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_pretrain_transcribes_when_there_is_no_text(corpus, tmp_path):
+    """ASR-transcribing-then-training: a dataset with audio only is transcribed first."""
+    from datasets import load_from_disk
+
+    audio_only = load_from_disk(str(corpus))["pretrain"].select(range(8)).select_columns(["audio", "duration"])
+    audio_only.save_to_disk(str(tmp_path / "raw"))
+    proc = run("run_pretrain.py", "--dataset_path", str(tmp_path / "raw"), "--train_split", "pretrain",
+               "--validation_split", "", "--output_dir", str(tmp_path / "m"), "--max_steps", "1", *COMMON)
+    assert "transcribing 8 clips" in proc.stderr
+    assert (tmp_path / "m" / "model.safetensors").is_file()
+
+
+def test_finetune_from_pretrained(pretrained, corpus, tmp_path):
+    out, _ = pretrained
+    run("run_finetune.py", "--model_name_or_path", str(out), "--task", "directed", "--dataset_path", str(corpus),
+        "--train_size", "16", "--num_train_epochs", "1", "--output_dir", str(tmp_path / "ft"),
+        "--freeze_audio_encoder", "true", *COMMON)
+    results = json.loads((tmp_path / "ft" / "finetune_results.json").read_text())
+    assert results["train_size"] == 16 and results["freeze_audio_encoder"] is True
+    for key in ("test_accuracy", "test_frr", "test_eer"):
+        assert 0.0 <= results[key] <= 1.0
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ft")
+    assert model.config.id2label == {0: "non_directed", 1: "directed"}
+    card = ModelCard.load(tmp_path / "ft" / "README.md")
+    assert {r.metric_type for r in card.data.eval_results} >= {"accuracy", "frr"}
+
+
+def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):
+    out, _ = pretrained
+    for bad, message in ((["--task", "mood"], "unknown task"), (["--text_source", "lattice"], "--text_source")):
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPTS / "run_finetune.py"), "--model_name_or_path", str(out), "--dataset_path",
+             str(corpus), "--output_dir", str(tmp_path / "x"), *bad, *COMMON],
+            capture_output=True, text=True, check=False,
+        )
+        assert proc.returncode != 0 and message in proc.stderr
