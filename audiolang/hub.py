@@ -17,7 +17,10 @@ from typing import Any
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 FAMILY_TITLES = {"dsclap": "DSCLAP"}
-PIPELINE_TAGS = {"DsclapModel": "zero-shot-audio-classification", "DsclapForSequenceClassification": "audio-classification"}
+PIPELINE_TAGS = {
+    "DsclapModel": "zero-shot-audio-classification",
+    "DsclapForSequenceClassification": "audio-classification",
+}
 DEFAULT_LIMITATIONS = (
     "Trained on the data named above only. The embedded corpus is synthetic (espeak-ng, flite and festival voices "
     "with generated cabin noise): figures on it show that the method works end to end, not how it transfers to real "
@@ -103,7 +106,10 @@ def write_model_card(
         eval_results=eval_results or None,
     )
     provenance = [f"- started from: {', '.join(base_models)}"] if base_models else []
-    training = "\n".join(provenance + [f"- {k}: {v}" for k, v in (pretraining or {}).items()]) or "See the audiolang run scripts."
+    training = (
+        "\n".join(provenance + [f"- {k}: {v}" for k, v in (pretraining or {}).items()])
+        or "See the audiolang run scripts."
+    )
     card = ModelCard.from_template(
         data,
         template_str=_template(family),
@@ -121,8 +127,13 @@ def write_model_card(
     return card
 
 
-def push_to_hub(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None,
-                commit_message: str = "Upload audiolang model") -> str:
+def push_to_hub(
+    folder: str | Path,
+    repo_id: str,
+    private: bool = False,
+    token: str | None = None,
+    commit_message: str = "Upload audiolang model",
+) -> str:
     """Create ``repo_id`` (if needed) and upload a saved model folder (weights, config, processor, card).
 
     Returns the commit URL. Uses the standard ``huggingface_hub`` API, so the usual token discovery
@@ -134,5 +145,7 @@ def push_to_hub(folder: str | Path, repo_id: str, private: bool = False, token: 
             raise ValueError(f"{str(folder)!r} has no {required}: save the model and write its card first")
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message)
+    info = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message=commit_message
+    )
     return str(getattr(info, "commit_url", info))

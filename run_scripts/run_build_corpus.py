@@ -25,8 +25,12 @@ class BuildArguments:
     )
     seed: int = field(default=0, metadata={"help": "same seed, same audio and text"})
     num_utterances: int | None = field(default=None, metadata={"help": "rescale the preset to this total"})
-    num_workers: int | None = field(default=None, metadata={"help": "rendering processes (default: all cores)"})
-    overwrite: bool = field(default=False, metadata={"help": "replace an output_dir that holds another corpus"})
+    num_workers: int | None = field(
+        default=None, metadata={"help": "rendering processes (default: all cores)"}
+    )
+    overwrite: bool = field(
+        default=False, metadata={"help": "replace an output_dir that holds another corpus"}
+    )
 
 
 def format_statistics(stats: dict) -> str:
@@ -53,7 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     info = corpus_info(path)
     print(f"corpus at {path}")
     print(format_statistics(info["statistics"]))
-    print(json.dumps({"corpus": str(path), **{k: info["statistics"][k] for k in ("utterances", "speakers", "hours", "asr_wer", "asr_cer")}}))
+    print(
+        json.dumps(
+            {
+                "corpus": str(path),
+                **{
+                    k: info["statistics"][k]
+                    for k in ("utterances", "speakers", "hours", "asr_wer", "asr_cer")
+                },
+            }
+        )
+    )
     return 0
 
 

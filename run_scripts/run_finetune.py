@@ -40,10 +40,14 @@ class FinetuneArguments:
     model_type: str = field(default="dsclap", metadata={"help": f"one of {sorted(MODEL_CLASSES)}"})
     task: str = field(default="directed", metadata={"help": f"one of {sorted(TASKS)}"})
     text_source: str = field(default="asr", metadata={"help": "asr (the asr_text column) or manual (text)"})
-    train_size: int | None = field(default=None, metadata={"help": "few-shot: a seeded subset of N training rows"})
+    train_size: int | None = field(
+        default=None, metadata={"help": "few-shot: a seeded subset of N training rows"}
+    )
     freeze_audio_encoder: bool = field(default=False)
     freeze_text_encoder: bool = field(default=False)
-    dataset_path: str | None = field(default=None, metadata={"help": "load_from_disk folder; default: the corpus"})
+    dataset_path: str | None = field(
+        default=None, metadata={"help": "load_from_disk folder; default: the corpus"}
+    )
     corpus_preset: str = field(default="default")
     corpus_dir: str | None = field(default=None)
     corpus_seed: int = field(default=0)
@@ -62,11 +66,15 @@ NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epo
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     transformers.utils.logging.set_verbosity_warning()
     if args.model_type not in MODEL_CLASSES:
-        raise ValueError(f"--model_type {args.model_type!r} has no fine-tuning yet; choose one of {sorted(MODEL_CLASSES)}")
+        raise ValueError(
+            f"--model_type {args.model_type!r} has no fine-tuning yet; choose one of {sorted(MODEL_CLASSES)}"
+        )
     if args.text_source not in TEXT_COLUMNS:
         raise ValueError(f"--text_source must be one of {sorted(TEXT_COLUMNS)}, got {args.text_source!r}")
     set_seed(training_args.seed)
@@ -77,9 +85,13 @@ def main(argv: list[str] | None = None) -> dict:
             splits = load_from_disk(args.dataset_path)
         else:
             splits = build_corpus(args.corpus_preset, output_dir=args.corpus_dir, seed=args.corpus_seed)
-        splits = DatasetDict({s: splits[s] for s in (args.train_split, args.validation_split, args.test_split)})
+        splits = DatasetDict(
+            {s: splits[s] for s in (args.train_split, args.validation_split, args.test_split)}
+        )
         splits, label_names = task_dataset(splits, args.task)
-        splits[args.train_split] = add_length_column(few_shot(splits[args.train_split], args.train_size, training_args.seed))
+        splits[args.train_split] = add_length_column(
+            few_shot(splits[args.train_split], args.train_size, training_args.seed)
+        )
 
     regression = label_names is None
     model = MODEL_CLASSES[args.model_type].from_pretrained(
@@ -93,7 +105,10 @@ def main(argv: list[str] | None = None) -> dict:
     )
     processor = AutoProcessor.from_pretrained(args.model_name_or_path)
     collator = DataCollatorForAudioText(
-        processor, audio_column=args.audio_column, text_column=TEXT_COLUMNS[args.text_source], label_column="labels"
+        processor,
+        audio_column=args.audio_column,
+        text_column=TEXT_COLUMNS[args.text_source],
+        label_column="labels",
     )
     trainer = Trainer(
         model=model,
@@ -123,14 +138,23 @@ def main(argv: list[str] | None = None) -> dict:
             trainer.save_model(str(out))
             processor.save_pretrained(str(out))
             metrics = [
-                Result(args.task, k[len("test_"):], float(v), split=args.test_split)
+                Result(args.task, k[len("test_") :], float(v), split=args.test_split)
                 for k, v in test.items()
-                if k.startswith("test_") and k[len("test_"):] not in NOT_METRICS
+                if k.startswith("test_") and k[len("test_") :] not in NOT_METRICS
             ]
-            write_model_card(out, family=args.model_type, base_models=[args.model_name_or_path],
-                             datasets=[args.dataset_path or "audiolang embedded in-car corpus"], results=metrics,
-                             pretraining={"fine-tuning task": args.task, "text source": args.text_source,
-                                          "training rows": results["train_size"], "seed": training_args.seed})
+            write_model_card(
+                out,
+                family=args.model_type,
+                base_models=[args.model_name_or_path],
+                datasets=[args.dataset_path or "audiolang embedded in-car corpus"],
+                results=metrics,
+                pretraining={
+                    "fine-tuning task": args.task,
+                    "text source": args.text_source,
+                    "training rows": results["train_size"],
+                    "seed": training_args.seed,
+                },
+            )
         logger.info("test results: %s", json.dumps(results))
     return results
 

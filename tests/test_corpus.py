@@ -13,9 +13,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiolang.data import SPLITS, CorpusConfig, build_corpus, corpus_features, corpus_info, load_corpus
+from audiolang.data import (
+    SPLITS,
+    CorpusConfig,
+    build_corpus,
+    corpus_features,
+    corpus_info,
+    load_corpus,
+    synthesis,
+)
 from audiolang.data import corpus as corpus_module
-from audiolang.data import synthesis
 from audiolang.data.acoustics import DIRECTED_SNR_DB, FAR_FIELD_SNR_DB, render
 from audiolang.data.synthesis import EMOTION_PROSODY, Prosody, sample_prosody, synthesize, voice_inventory
 from audiolang.data.templates import INTENTS, text_valence
@@ -24,7 +31,9 @@ SMALL = dict(pretrain=8, train=4, validation=4, test=4, speaker_test=4)
 
 
 def small_config(seed: int = 0) -> CorpusConfig:
-    return CorpusConfig(preset="tiny", seed=seed, split_sizes=dict(SMALL), num_speakers=4, num_test_speakers=2)
+    return CorpusConfig(
+        preset="tiny", seed=seed, split_sizes=dict(SMALL), num_speakers=4, num_test_speakers=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +130,10 @@ def test_cache_is_reused_and_mismatch_refused(tmp_path, monkeypatch):
         raise AssertionError("rebuilt a cached corpus")
 
     monkeypatch.setattr(corpus_module, "_build_into", must_not_build)
-    assert build_corpus(config=small_config(0), output_dir=out, progress=False)["train"].num_rows == SMALL["train"]
+    assert (
+        build_corpus(config=small_config(0), output_dir=out, progress=False)["train"].num_rows
+        == SMALL["train"]
+    )
     with pytest.raises(ValueError, match="overwrite"):
         build_corpus(config=small_config(1), output_dir=out, progress=False)
 
@@ -248,12 +260,16 @@ def test_cli_builds_and_prints_statistics(tmp_path):
     out = tmp_path / "cli"
     proc = subprocess.run(
         [sys.executable, script, "--preset", "tiny", "--num_utterances", "24", "--output_dir", str(out)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pretrain" in proc.stdout and "WER" in proc.stdout
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["utterances"] == CorpusConfig.from_preset("tiny", num_utterances=24).num_utterances
     assert load_corpus(out)["test"].num_rows == 4
-    bad = subprocess.run([sys.executable, script, "--preset", "nope"], capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [sys.executable, script, "--preset", "nope"], capture_output=True, text=True, check=False
+    )
     assert bad.returncode != 0 and "unknown corpus preset" in bad.stderr

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from huggingface_hub import ModelCard
 
-from audiolang import DsclapConfig, DsclapForSequenceClassification, DsclapModel
-from audiolang import hub
+from audiolang import DsclapConfig, DsclapForSequenceClassification, DsclapModel, hub
 from audiolang.hub import Result, push_to_hub, write_model_card
 
 
@@ -71,5 +70,8 @@ def test_push_to_hub_uploads_the_folder(saved_model, monkeypatch):
     write_model_card(saved_model, family="dsclap")
     url = push_to_hub(saved_model, "org/dsclap-tiny", private=True, token="t")
     assert url == "https://hub/org/dsclap-tiny/commit/1"
-    assert calls[-3:] == [("init", "t"), ("create_repo", "org/dsclap-tiny", True, True),
-                          ("upload_folder", str(saved_model), "org/dsclap-tiny")]
+    assert calls[-3:] == [
+        ("init", "t"),
+        ("create_repo", "org/dsclap-tiny", True, True),
+        ("upload_folder", str(saved_model), "org/dsclap-tiny"),
+    ]

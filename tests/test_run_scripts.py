@@ -16,12 +16,26 @@ import audiolang  # noqa: F401  (registers the families)
 from audiolang.data import build_corpus
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "run_scripts"
-COMMON = ["--report_to", "none", "--save_strategy", "no", "--per_device_train_batch_size", "8",
-          "--per_device_eval_batch_size", "8", "--dataloader_num_workers", "0", "--disable_tqdm", "true"]
+COMMON = [
+    "--report_to",
+    "none",
+    "--save_strategy",
+    "no",
+    "--per_device_train_batch_size",
+    "8",
+    "--per_device_eval_batch_size",
+    "8",
+    "--dataloader_num_workers",
+    "0",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -37,9 +51,26 @@ def corpus(tmp_path_factory):
 def pretrained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("scripts") / "dsclap"
     init = out.parent / "dsclap-init"
-    run("run_pretrain.py", "--model_type", "dsclap", "--preset", "tiny", "--dataset_path", str(corpus),
-        "--output_dir", str(out), "--save_initial_model", str(init), "--num_train_epochs", "1",
-        "--max_train_samples", "24", "--train_sampling_strategy", "group_by_length", *COMMON)
+    run(
+        "run_pretrain.py",
+        "--model_type",
+        "dsclap",
+        "--preset",
+        "tiny",
+        "--dataset_path",
+        str(corpus),
+        "--output_dir",
+        str(out),
+        "--save_initial_model",
+        str(init),
+        "--num_train_epochs",
+        "1",
+        "--max_train_samples",
+        "24",
+        "--train_sampling_strategy",
+        "group_by_length",
+        *COMMON,
+    )
     return out, init
 
 
@@ -61,19 +92,48 @@ def test_pretrain_transcribes_when_there_is_no_text(corpus, tmp_path):
     """ASR-transcribing-then-training: a dataset with audio only is transcribed first."""
     from datasets import load_from_disk
 
-    audio_only = load_from_disk(str(corpus))["pretrain"].select(range(8)).select_columns(["audio", "duration"])
+    audio_only = (
+        load_from_disk(str(corpus))["pretrain"].select(range(8)).select_columns(["audio", "duration"])
+    )
     audio_only.save_to_disk(str(tmp_path / "raw"))
-    proc = run("run_pretrain.py", "--dataset_path", str(tmp_path / "raw"), "--train_split", "pretrain",
-               "--validation_split", "", "--output_dir", str(tmp_path / "m"), "--max_steps", "1", *COMMON)
+    proc = run(
+        "run_pretrain.py",
+        "--dataset_path",
+        str(tmp_path / "raw"),
+        "--train_split",
+        "pretrain",
+        "--validation_split",
+        "",
+        "--output_dir",
+        str(tmp_path / "m"),
+        "--max_steps",
+        "1",
+        *COMMON,
+    )
     assert "transcribing 8 clips" in proc.stderr
     assert (tmp_path / "m" / "model.safetensors").is_file()
 
 
 def test_finetune_from_pretrained(pretrained, corpus, tmp_path):
     out, _ = pretrained
-    run("run_finetune.py", "--model_name_or_path", str(out), "--task", "directed", "--dataset_path", str(corpus),
-        "--train_size", "16", "--num_train_epochs", "1", "--output_dir", str(tmp_path / "ft"),
-        "--freeze_audio_encoder", "true", *COMMON)
+    run(
+        "run_finetune.py",
+        "--model_name_or_path",
+        str(out),
+        "--task",
+        "directed",
+        "--dataset_path",
+        str(corpus),
+        "--train_size",
+        "16",
+        "--num_train_epochs",
+        "1",
+        "--output_dir",
+        str(tmp_path / "ft"),
+        "--freeze_audio_encoder",
+        "true",
+        *COMMON,
+    )
     results = json.loads((tmp_path / "ft" / "finetune_results.json").read_text())
     assert results["train_size"] == 16 and results["freeze_audio_encoder"] is True
     for key in ("test_accuracy", "test_frr", "test_eer"):
@@ -86,10 +146,25 @@ def test_finetune_from_pretrained(pretrained, corpus, tmp_path):
 
 def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):
     out, _ = pretrained
-    for bad, message in ((["--task", "mood"], "unknown task"), (["--text_source", "lattice"], "--text_source")):
+    for bad, message in (
+        (["--task", "mood"], "unknown task"),
+        (["--text_source", "lattice"], "--text_source"),
+    ):
         proc = subprocess.run(
-            [sys.executable, str(SCRIPTS / "run_finetune.py"), "--model_name_or_path", str(out), "--dataset_path",
-             str(corpus), "--output_dir", str(tmp_path / "x"), *bad, *COMMON],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                str(SCRIPTS / "run_finetune.py"),
+                "--model_name_or_path",
+                str(out),
+                "--dataset_path",
+                str(corpus),
+                "--output_dir",
+                str(tmp_path / "x"),
+                *bad,
+                *COMMON,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode != 0 and message in proc.stderr

@@ -33,8 +33,14 @@ def rows(n: int = 3, rate: int = 16_000) -> list[dict]:
     rng = np.random.default_rng(0)
     texts = ["open the window", "", "call mom"]
     return [
-        {"audio": {"array": rng.standard_normal(1600 * (i + 1)).astype(np.float32) * 0.1, "sampling_rate": rate},
-         "asr_text": texts[i % 3], "labels": i % 2}
+        {
+            "audio": {
+                "array": rng.standard_normal(1600 * (i + 1)).astype(np.float32) * 0.1,
+                "sampling_rate": rate,
+            },
+            "asr_text": texts[i % 3],
+            "labels": i % 2,
+        }
         for i in range(n)
     ]
 
@@ -47,7 +53,10 @@ def test_collator_pads_and_labels(processor):
     # an empty transcript (the recogniser heard nothing) is kept, encoded as [UNK]
     assert batch["input_ids"][1][1].item() == VOCAB.index("[UNK]")
     float_labels = [dict(r, labels=float(r["labels"]) + 0.5) for r in rows()]
-    assert DataCollatorForAudioText(processor, label_column="labels")(float_labels)["labels"].dtype == torch.float32
+    assert (
+        DataCollatorForAudioText(processor, label_column="labels")(float_labels)["labels"].dtype
+        == torch.float32
+    )
 
 
 def test_collator_refuses_another_sampling_rate(processor):
@@ -56,7 +65,12 @@ def test_collator_refuses_another_sampling_rate(processor):
 
 
 def test_collator_crops_over_long_audio_to_the_documented_limit(processor):
-    long = [{"audio": {"array": np.full(90_000, 0.1, np.float32), "sampling_rate": 16_000}, "asr_text": "call mom"}]
+    long = [
+        {
+            "audio": {"array": np.full(90_000, 0.1, np.float32), "sampling_rate": 16_000},
+            "asr_text": "call mom",
+        }
+    ]
     assert DataCollatorForAudioText(processor)(long)["input_values"].shape[1] == 80_000
     with pytest.raises(ValueError):
         DataCollatorForAudioText(processor, truncate_audio=False)(long)
@@ -76,12 +90,24 @@ def test_retrieval_metrics_by_hand():
 
 
 def corpus_like() -> DatasetDict:
-    features = Features({
-        "asr_text": Value("string"), "intent": ClassLabel(names=["a", "b"]), "directed": ClassLabel(names=["n", "d"]),
-        "speaker_id": Value("string"), "duration": Value("float32"), "valence": Value("float32"),
-    })
-    data = {"asr_text": ["x", "", "y", "z"], "intent": [0, -1, 1, 1], "directed": [1, 0, 1, 1],
-            "speaker_id": ["s2", "s1", "s2", "s3"], "duration": [1.0, 0.5, 2.0, 0.25], "valence": [0.5, -1.0, 0.0, 2.0]}
+    features = Features(
+        {
+            "asr_text": Value("string"),
+            "intent": ClassLabel(names=["a", "b"]),
+            "directed": ClassLabel(names=["n", "d"]),
+            "speaker_id": Value("string"),
+            "duration": Value("float32"),
+            "valence": Value("float32"),
+        }
+    )
+    data = {
+        "asr_text": ["x", "", "y", "z"],
+        "intent": [0, -1, 1, 1],
+        "directed": [1, 0, 1, 1],
+        "speaker_id": ["s2", "s1", "s2", "s3"],
+        "duration": [1.0, 0.5, 2.0, 0.25],
+        "valence": [0.5, -1.0, 0.0, 2.0],
+    }
     return DatasetDict({"train": Dataset.from_dict(data, features=features)})
 
 
@@ -117,7 +143,9 @@ def test_decoded_audio_column_round_trip(processor, tmp_path):
 
     path = tmp_path / "a.wav"
     sf.write(path, (np.random.default_rng(0).standard_normal(3200) * 0.1).astype(np.float32), 16_000)
-    ds = Dataset.from_dict({"audio": [str(path)], "asr_text": ["call mom"]}).cast_column("audio", Audio(16_000))
+    ds = Dataset.from_dict({"audio": [str(path)], "asr_text": ["call mom"]}).cast_column(
+        "audio", Audio(16_000)
+    )
     batch = DataCollatorForAudioText(processor)([ds[0]])
     assert batch["input_values"].shape == (1, 3200)
 

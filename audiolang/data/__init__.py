@@ -1,6 +1,13 @@
 """Data: the embedded in-car corpus builder and ASR back-ends."""
 
-from .asr import ASRBackend, FasterWhisperASR, PocketSphinxASR, TransformersASR, build_pocketsphinx_lm, load_asr
+from .asr import (
+    ASRBackend,
+    FasterWhisperASR,
+    PocketSphinxASR,
+    TransformersASR,
+    build_pocketsphinx_lm,
+    load_asr,
+)
 from .corpus import (
     CORPUS_PRESETS,
     SPLITS,

@@ -39,7 +39,16 @@ from tqdm.auto import tqdm
 from ..metrics.asr import character_error_rate, word_error_rate
 from .acoustics import render
 from .asr import ASRBackend, PocketSphinxASR, build_pocketsphinx_lm, load_asr
-from .synthesis import SAMPLING_RATE, Prosody, Voice, check_engines, sample_prosody, synthesize, voice_inventory, wav_bytes
+from .synthesis import (
+    SAMPLING_RATE,
+    Prosody,
+    Voice,
+    check_engines,
+    sample_prosody,
+    synthesize,
+    voice_inventory,
+    wav_bytes,
+)
 from .templates import DIRECTED_NAMES, EMOTION_VALENCE, EMOTIONS, INTENTS, sample_sentence, text_valence
 
 logger = logging.getLogger(__name__)
@@ -58,7 +67,13 @@ CORPUS_PRESETS: dict[str, dict[str, int]] = {
         pretrain=2600, train=800, validation=200, test=400, speaker_test=240, speakers=30, test_speakers=6
     ),
     "large": dict(
-        pretrain=14000, train=3000, validation=1000, test=1200, speaker_test=800, speakers=60, test_speakers=10
+        pretrain=14000,
+        train=3000,
+        validation=1000,
+        test=1200,
+        speaker_test=800,
+        speakers=60,
+        test_speakers=10,
     ),
 }
 
@@ -77,7 +92,9 @@ class CorpusConfig:
     version: str = CORPUS_VERSION
 
     @classmethod
-    def from_preset(cls, preset: str = "default", seed: int = 0, num_utterances: int | None = None, **overrides: Any) -> CorpusConfig:
+    def from_preset(
+        cls, preset: str = "default", seed: int = 0, num_utterances: int | None = None, **overrides: Any
+    ) -> CorpusConfig:
         """A preset's configuration; ``num_utterances`` rescales its split sizes to that total."""
         if preset not in CORPUS_PRESETS:
             raise ValueError(f"unknown corpus preset {preset!r}; choose one of {sorted(CORPUS_PRESETS)}")
@@ -91,7 +108,11 @@ class CorpusConfig:
             total = sum(sizes.values())
             sizes = {s: max(4, round(n * num_utterances / total)) for s, n in sizes.items()}
         config = cls(
-            preset=preset, seed=seed, split_sizes=sizes, num_speakers=p["speakers"], num_test_speakers=p["test_speakers"]
+            preset=preset,
+            seed=seed,
+            split_sizes=sizes,
+            num_speakers=p["speakers"],
+            num_test_speakers=p["test_speakers"],
         )
         config = replace(config, **overrides)
         config.validate()
@@ -99,7 +120,9 @@ class CorpusConfig:
 
     def validate(self) -> None:
         if set(self.split_sizes) != set(SPLITS):
-            raise ValueError(f"split_sizes must give a size for each of {SPLITS}, got {sorted(self.split_sizes)}")
+            raise ValueError(
+                f"split_sizes must give a size for each of {SPLITS}, got {sorted(self.split_sizes)}"
+            )
         bad = {s: n for s, n in self.split_sizes.items() if not isinstance(n, int) or n < 1}
         if bad:
             raise ValueError(f"split sizes must be positive integers, got {bad}")
@@ -290,7 +313,9 @@ def _check_writable(path: Path) -> None:
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"output_dir {str(path)!r} is not writable (nearest existing folder: {str(parent)!r})")
+        raise ValueError(
+            f"output_dir {str(path)!r} is not writable (nearest existing folder: {str(parent)!r})"
+        )
 
 
 def _read_marker(path: Path) -> dict[str, Any] | None:
@@ -340,7 +365,9 @@ def corpus_statistics(dataset) -> dict[str, Any]:
     all_hyps: list[str] = []
     speakers: set[str] = set()
     for split in dataset:
-        cols = dataset[split].select_columns(["text", "asr_text", "speaker_id", "duration", "directed", "engine"])
+        cols = dataset[split].select_columns(
+            ["text", "asr_text", "speaker_id", "duration", "directed", "engine"]
+        )
         text, hyp = cols["text"], cols["asr_text"]
         spk = set(cols["speaker_id"])
         speakers |= spk
@@ -472,7 +499,12 @@ def _build_into(
     for split in dataset.values():
         split.info.description = description
     dataset.save_to_disk(str(tmp))
-    info = {"fingerprint": config.fingerprint(), "config": asdict(config), "statistics": stats, "description": description}
+    info = {
+        "fingerprint": config.fingerprint(),
+        "config": asdict(config),
+        "statistics": stats,
+        "description": description,
+    }
     # The marker is written last: a folder without it is never trusted.
     with tempfile.NamedTemporaryFile("w", dir=tmp, delete=False, suffix=".json") as f:
         json.dump(info, f, indent=2, default=str)

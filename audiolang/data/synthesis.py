@@ -69,17 +69,41 @@ def sample_prosody(emotion: str, rng: np.random.Generator) -> Prosody:
 
 
 # The inventory is a fixed, ordered list so that speaker ids are stable across builds and machines.
-_ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029")
+_ESPEAK_ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+)
 _ESPEAK_VARIANTS = (
-    ("f1", "f"), ("m1", "m"), ("f2", "f"), ("m3", "m"), ("f3", "f"), ("m2", "m"), ("f4", "f"), ("m4", "m"),
-    ("f5", "f"), ("m5", "m"), ("m6", "m"), ("m7", "m"), ("klatt2", "m"), ("klatt4", "f"),
+    ("f1", "f"),
+    ("m1", "m"),
+    ("f2", "f"),
+    ("m3", "m"),
+    ("f3", "f"),
+    ("m2", "m"),
+    ("f4", "f"),
+    ("m4", "m"),
+    ("f5", "f"),
+    ("m5", "m"),
+    ("m6", "m"),
+    ("m7", "m"),
+    ("klatt2", "m"),
+    ("klatt4", "f"),
 )
 _FLITE_VOICES = (("slt", "f"), ("rms", "m"), ("awb", "m"), ("kal16", "m"))
 _FESTIVAL_VOICES = (("kal_diphone", "m"), ("ked_diphone", "m"), ("cmu_us_slt_arctic_hts", "f"))
 # Typical F0 (mean, std in Hz) of the flite and festival voices, the base that prosody scales.
 _F0_BASE = {
-    "slt": (180.0, 25.0), "rms": (105.0, 15.0), "awb": (115.0, 15.0), "kal16": (105.0, 15.0),
-    "kal_diphone": (105.0, 14.0), "ked_diphone": (105.0, 14.0),
+    "slt": (180.0, 25.0),
+    "rms": (105.0, 15.0),
+    "awb": (115.0, 15.0),
+    "kal16": (105.0, 15.0),
+    "kal_diphone": (105.0, 14.0),
+    "ked_diphone": (105.0, 14.0),
 }
 
 
@@ -105,7 +129,9 @@ def voice_inventory() -> list[Voice]:
     for k, (accent, (variant, gender)) in enumerate(order):
         pitch = 0.88 + 0.24 * ((k * 7) % 13) / 12
         rate = 0.94 + 0.12 * ((k * 5) % 11) / 10
-        voices.append(Voice(f"espeak-{accent}+{variant}", "espeak-ng", f"{accent}+{variant}", gender, pitch, rate))
+        voices.append(
+            Voice(f"espeak-{accent}+{variant}", "espeak-ng", f"{accent}+{variant}", gender, pitch, rate)
+        )
     others = [Voice(f"flite-{n}", "flite", n, g) for n, g in _FLITE_VOICES] + [
         Voice(f"festival-{n.split('_')[0]}" + ("-hts" if "hts" in n else ""), "festival", n, g)
         for n, g in _FESTIVAL_VOICES
@@ -146,13 +172,40 @@ def synthesize(voice: Voice, text: str, prosody: Prosody = Prosody()) -> np.ndar
         if voice.engine == "espeak-ng":
             # -p is espeak's 0-99 pitch scale (50 = voice default); SSML carries the pitch range.
             ssml = f'<speak><prosody range="{100 * prosody.range:.0f}%">{text}</prosody></speak>'
-            _run(["espeak-ng", "-v", voice.name, "-s", f"{165 * rate:.0f}", "-p", f"{min(99, 50 * pitch):.0f}",
-                  "-m", "-w", str(out), ssml])
+            _run(
+                [
+                    "espeak-ng",
+                    "-v",
+                    voice.name,
+                    "-s",
+                    f"{165 * rate:.0f}",
+                    "-p",
+                    f"{min(99, 50 * pitch):.0f}",
+                    "-m",
+                    "-w",
+                    str(out),
+                    ssml,
+                ]
+            )
         elif voice.engine == "flite":
             f0, std = _F0_BASE[voice.name]
-            _run(["flite", "-voice", voice.name, "--setf", f"duration_stretch={1 / rate:.3f}",
-                  "--setf", f"int_f0_target_mean={f0 * pitch:.1f}",
-                  "--setf", f"int_f0_target_stddev={std * prosody.range:.1f}", "-t", text, "-o", str(out)])
+            _run(
+                [
+                    "flite",
+                    "-voice",
+                    voice.name,
+                    "--setf",
+                    f"duration_stretch={1 / rate:.3f}",
+                    "--setf",
+                    f"int_f0_target_mean={f0 * pitch:.1f}",
+                    "--setf",
+                    f"int_f0_target_stddev={std * prosody.range:.1f}",
+                    "-t",
+                    text,
+                    "-o",
+                    str(out),
+                ]
+            )
         elif voice.engine == "festival":
             evals = [f"(voice_{voice.name})", f"(Parameter.set 'Duration_Stretch {1 / rate:.3f})"]
             if voice.name in _F0_BASE:  # diphone voices take linear-regression F0 targets; HTS does not

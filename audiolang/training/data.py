@@ -39,19 +39,27 @@ def ensure_transcripts(
         return dataset
     logger.info("no %r column: transcribing %d clips with %s", text_column, dataset.num_rows, asr)
     return transcribe_dataset(
-        dataset, load_asr(asr, **asr_kwargs), audio_column=audio_column, output_column=text_column, num_proc=num_proc
+        dataset,
+        load_asr(asr, **asr_kwargs),
+        audio_column=audio_column,
+        output_column=text_column,
+        num_proc=num_proc,
     )
 
 
 def drop_empty_transcripts(dataset: Dataset, text_column: str) -> Dataset:
     """Remove rows whose transcript is empty (for contrastive pre-training; see DataCollatorForAudioText)."""
-    kept = dataset.filter(lambda t: bool(t.strip()), input_columns=[text_column], desc="drop empty transcripts")
+    kept = dataset.filter(
+        lambda t: bool(t.strip()), input_columns=[text_column], desc="drop empty transcripts"
+    )
     if kept.num_rows < dataset.num_rows:
         logger.info("dropped %d rows with an empty %r", dataset.num_rows - kept.num_rows, text_column)
     return kept
 
 
-def add_length_column(dataset: Dataset, audio_column: str = "audio", duration_column: str = "duration") -> Dataset:
+def add_length_column(
+    dataset: Dataset, audio_column: str = "audio", duration_column: str = "duration"
+) -> Dataset:
     """Add ``length`` (samples at 16 kHz) for ``train_sampling_strategy="group_by_length"``.
 
     Uses a stored ``duration`` column when there is one (no decoding); otherwise decodes each clip once.
@@ -67,7 +75,9 @@ def add_length_column(dataset: Dataset, audio_column: str = "audio", duration_co
         )
     from ..data.asr import audio_to_array
 
-    return dataset.map(lambda a: {"length": len(audio_to_array(a)[0])}, input_columns=[audio_column], desc="lengths")
+    return dataset.map(
+        lambda a: {"length": len(audio_to_array(a)[0])}, input_columns=[audio_column], desc="lengths"
+    )
 
 
 def task_dataset(dataset: DatasetDict | Dataset, task: str) -> tuple[DatasetDict | Dataset, list[str] | None]:
@@ -84,7 +94,9 @@ def task_dataset(dataset: DatasetDict | Dataset, task: str) -> tuple[DatasetDict
     if task == "speaker":
         any_split = next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset
         names = sorted(set(any_split[column]))
-        dataset = dataset.map(lambda s: {"labels": names.index(s)}, input_columns=[column], desc="speaker labels")
+        dataset = dataset.map(
+            lambda s: {"labels": names.index(s)}, input_columns=[column], desc="speaker labels"
+        )
         return dataset, names
     dataset = dataset.map(lambda y: {"labels": y}, input_columns=[column], desc=f"{task} labels")
     any_split = next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset

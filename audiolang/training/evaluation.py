@@ -26,14 +26,18 @@ def embed_dataset(
     return torch.cat(audio), torch.cat(text)
 
 
-def retrieval_metrics(audio_embeds: torch.Tensor, text_embeds: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+def retrieval_metrics(
+    audio_embeds: torch.Tensor, text_embeds: torch.Tensor, ks: tuple[int, ...] = (1, 5)
+) -> dict[str, float]:
     """Recall@k of audio->text and text->audio retrieval, row i's partner being row i.
 
     Rows with identical transcripts are different items: retrieving an equal transcript of another row
     counts as a miss, the strict convention.
     """
     if audio_embeds.shape != text_embeds.shape:
-        raise ValueError(f"audio and text embeddings differ in shape: {tuple(audio_embeds.shape)} vs {tuple(text_embeds.shape)}")
+        raise ValueError(
+            f"audio and text embeddings differ in shape: {tuple(audio_embeds.shape)} vs {tuple(text_embeds.shape)}"
+        )
     sims = audio_embeds @ text_embeds.T
     target = torch.arange(sims.shape[0])
     metrics = {}

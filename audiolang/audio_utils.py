@@ -1,0 +1,143 @@
+"""Raw-audio validation shared by every audiolang feature extractor and processor.
+
+Each check raises a `ValueError` that names the offending field (and the clip's index in the batch) and says how
+to fix the input, so that a bad clip fails at preprocessing time rather than as a shape error or a NaN loss deep
+inside a training run.
+
+This module is a flat sibling of the modeling/processing modules: it imports nothing from `audiolang` so that it can
+be copied next to a checkpoint and loaded with `trust_remote_code=True`.
+"""
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["check_batch_sizes", "validate_raw_audio", "validate_sampling_rate"]
+
+
+def validate_sampling_rate(sampling_rate: int | None, expected_sampling_rate: int) -> None:
+    """Raise a `ValueError` unless `sampling_rate` is given and equals `expected_sampling_rate`.
+
+    A missing rate is an error rather than a warning: a clip recorded at 8 kHz or 44.1 kHz passes every shape check
+    and silently produces garbage features.
+    """
+    resample_hint = (
+        f"resample the audio to {expected_sampling_rate} Hz first, e.g. "
+        f"`librosa.resample(y, orig_sr=sr, target_sr={expected_sampling_rate})` or "
+        f"`dataset.cast_column('audio', datasets.Audio(sampling_rate={expected_sampling_rate}))`"
+    )
+    if sampling_rate is None:
+        raise ValueError(
+            f"`sampling_rate` is required: pass `sampling_rate={expected_sampling_rate}` with the audio (if the audio "
+            f"is at another rate, {resample_hint})."
+        )
+    if sampling_rate != expected_sampling_rate:
+        raise ValueError(
+            f"`sampling_rate` is {sampling_rate} Hz but this feature extractor expects {expected_sampling_rate} Hz: "
+            f"{resample_hint}."
+        )
+
+
+def _is_clip_like(item: Any) -> bool:
+    return isinstance(item, (np.ndarray, list, tuple)) or hasattr(item, "__array__")
+
+
+def _as_clip_list(raw_audio: Any, field: str) -> list[np.ndarray]:
+    """Turn the accepted input layouts into a list of per-clip arrays (not yet checked for shape).
+
+    Accepted: one clip (1-D array or list of floats), a list/tuple of clips, or a 2-D array of shape
+    `(batch, samples)`. A 2-D array whose last axis has 1 or 2 entries is the `(samples, channels)` layout that
+    `soundfile.read` returns for multi-channel files, not a batch, and is reported as such.
+    """
+    if raw_audio is None:
+        raise ValueError(f"`{field}` is None: pass a 1-D waveform or a list of 1-D waveforms.")
+    if isinstance(raw_audio, (list, tuple)):
+        if len(raw_audio) == 0:
+            raise ValueError(f"`{field}` is an empty list: pass at least one waveform.")
+        if all(_is_clip_like(item) for item in raw_audio):
+            return [np.asarray(item) for item in raw_audio]
+        return [np.asarray(raw_audio)]
+    array = np.asarray(raw_audio)
+    if array.ndim == 2 and array.shape[-1] <= 2 < array.shape[0]:
+        raise ValueError(
+            f"`{field}` has shape {array.shape}, which looks like one multi-channel clip laid out as "
+            f"(samples, channels), but mono audio is expected: downmix it first, e.g. `y.mean(axis=1)`. "
+            f"To pass a batch, use a list of 1-D arrays."
+        )
+    if array.ndim == 2:
+        return list(array)
+    return [array]
+
+
+def validate_raw_audio(
+    raw_audio: Any,
+    sampling_rate: int | None,
+    *,
+    expected_sampling_rate: int,
+    max_samples: int | None = None,
+    field: str = "audio",
+) -> list[np.ndarray]:
+    """Validate raw mono waveforms and return them as a list of 1-D float32 arrays.
+
+    Args:
+        raw_audio: One clip (1-D array or list of floats), a list/tuple of clips, or a `(batch, samples)` array.
+            Torch tensors are accepted anywhere an array is.
+        sampling_rate: The rate the audio was recorded at; must equal `expected_sampling_rate`.
+        expected_sampling_rate: The rate the model was trained on.
+        max_samples: When given, clips longer than this raise instead of being truncated silently. Pass `None`
+            when the caller truncates explicitly (e.g. a feature extractor called with `truncation=True`).
+        field: The argument name used in error messages.
+
+    Raises:
+        ValueError: for a missing or wrong sampling rate, an empty, silent (all-zero) or non-finite clip,
+            multi-channel audio, or a clip longer than `max_samples`. The message names the field, the clip's
+            index and the fix.
+    """
+    validate_sampling_rate(sampling_rate, expected_sampling_rate)
+    clips = _as_clip_list(raw_audio, field)
+    validated = []
+    for index, clip in enumerate(clips):
+        name = f"{field}[{index}]" if len(clips) > 1 else field
+        validated.append(_validate_clip(clip, name, sampling_rate, max_samples))
+    return validated
+
+
+def _validate_clip(clip: np.ndarray, name: str, sampling_rate: int, max_samples: int | None) -> np.ndarray:
+    if clip.ndim != 1:
+        raise ValueError(
+            f"`{name}` has shape {clip.shape}, but mono audio (a 1-D array of samples) is expected: downmix "
+            f"multi-channel audio first, e.g. `y.mean(axis=0)` for (channels, samples) or `librosa.to_mono(y)`."
+        )
+    if clip.size == 0:
+        raise ValueError(f"`{name}` is empty (0 samples): drop empty recordings before processing.")
+    if not np.issubdtype(clip.dtype, np.number) or np.iscomplexobj(clip):
+        raise ValueError(f"`{name}` has dtype {clip.dtype}; pass real-valued float samples.")
+    clip = clip.astype(np.float32, copy=False)
+    if not np.isfinite(clip).all():
+        bad = int((~np.isfinite(clip)).sum())
+        raise ValueError(
+            f"`{name}` contains {bad} NaN/inf samples: repair or drop the recording (e.g. `np.nan_to_num(y)` if a "
+            f"few samples are corrupt)."
+        )
+    if not np.any(clip):
+        raise ValueError(
+            f"`{name}` is silent (every sample is 0): drop digital-silence recordings, they carry no speech and "
+            f"cannot be normalised."
+        )
+    if max_samples is not None and clip.shape[0] > max_samples:
+        raise ValueError(
+            f"`{name}` has {clip.shape[0]} samples ({clip.shape[0] / sampling_rate:.2f} s), more than the limit of "
+            f"{max_samples} samples ({max_samples / sampling_rate:.2f} s): split long recordings, or keep only the "
+            f"first {max_samples} samples with `truncation=True` (feature extractor) / `truncate_audio=True` "
+            f"(processor)."
+        )
+    return clip
+
+
+def check_batch_sizes(audio_batch_size: int, text_batch_size: int) -> None:
+    """Raise a `ValueError` unless paired audio and text batches have the same number of rows."""
+    if audio_batch_size != text_batch_size:
+        raise ValueError(
+            f"`audio` has {audio_batch_size} clips but `text` has {text_batch_size} transcripts: paired inputs need "
+            f"one transcript per clip, in the same order."
+        )

@@ -1,0 +1,195 @@
+"""DSCLAP model configuration (Liu et al., "DSCLAP: Domain-Specific Contrastive Language-Audio Pre-Training")."""
+
+import copy
+from typing import Any
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+__all__ = ["DSCLAP_PRESETS", "DsclapConfig"]
+
+
+# The paper's encoders, which are also `DsclapConfig()`'s defaults: wav2vec2-base (the defaults of `Wav2Vec2Config`)
+# and TinyBERT 4L-312D (huawei-noah/TinyBERT_General_4L_312D).
+_PAPER_AUDIO_CONFIG: dict[str, Any] = {
+    # LayerDrop skips whole layers at random, which leaves their parameters without gradient and breaks
+    # DistributedDataParallel without `find_unused_parameters` (and with gradient checkpointing).
+    "layerdrop": 0.0,
+}
+_PAPER_TEXT_CONFIG: dict[str, Any] = {
+    "vocab_size": 30522,
+    "hidden_size": 312,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 12,
+    "intermediate_size": 1200,
+    "max_position_embeddings": 512,
+}
+
+# Named architectures. Sub-config dicts are keyword arguments of the nested transformers configs; anything not
+# listed keeps that config's default.
+DSCLAP_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper does not state the projection width; 512 follows CLIP/CLAP.
+    "paper": {
+        "audio_config": {"model_type": "wav2vec2", **_PAPER_AUDIO_CONFIG},
+        "text_config": {"model_type": "bert", **_PAPER_TEXT_CONFIG},
+        "projection_dim": 512,
+    },
+    # A 1M-parameter model (nearly all of it the token embedding) for CPU tests and the demo. It keeps wav2vec2's
+    # real convolution strides (one frame per 20 ms) and BERT's uncased vocabulary size, so it runs on the same
+    # inputs as the paper preset.
+    "tiny": {
+        "audio_config": {
+            "model_type": "wav2vec2",
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "conv_dim": [16, 16, 16, 16, 16, 16, 16],
+            # Layer-norm convolutions (wav2vec2-large-lv60 style) instead of wav2vec2-base's group norm: group norm
+            # normalises the first convolution over time, padding included, so a clip would embed differently
+            # alone and inside a padded batch. With layer norm, padding is invisible (tested).
+            "feat_extract_norm": "layer",
+            "conv_bias": True,
+            "num_conv_pos_embeddings": 16,
+            "num_conv_pos_embedding_groups": 4,
+            "layerdrop": 0.0,
+            # SpecAugment's 10-frame masks would hide a large share of the demo's short clips.
+            "mask_time_prob": 0.0,
+        },
+        "text_config": {
+            "model_type": "bert",
+            "vocab_size": 30522,
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "max_position_embeddings": 64,
+        },
+        "projection_dim": 16,
+    },
+}
+
+
+@strict
+class DsclapConfig(PreTrainedConfig):
+    r"""Configuration of a DSCLAP dual encoder: any transformers audio encoder + any text encoder, mean pooling,
+    linear projections to a joint space and a learnable temperature.
+
+    Args:
+        audio_config (`dict` or `PreTrainedConfig`, *optional*):
+            Config of the audio encoder, of any model type that takes raw `input_values` (wav2vec2, hubert, wavlm,
+            data2vec-audio, ...). A dict needs a `model_type` key unless it is wav2vec2. Defaults to the paper's
+            wav2vec2-base.
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            Config of the text encoder (any BERT-like encoder). A dict needs a `model_type` key unless it is BERT.
+            Defaults to the paper's TinyBERT (4 layers, 312 wide).
+        projection_dim (`int`, *optional*, defaults to 512):
+            Width of the joint audio-text embedding space.
+        logit_scale_init_value (`float`, *optional*, defaults to 1/0.07):
+            Initial logit multiplier, i.e. 1 / initial temperature. The model stores its *log* in the `logit_scale`
+            parameter, as CLIP does, and clamps the exponential at 100 when it is used.
+        contrastive_weight (`float`, *optional*, defaults to 0.5):
+            Weight lambda of the symmetric InfoNCE terms `L_a + L_t` (Eq. 8).
+        matching_weight (`float`, *optional*, defaults to 0.5):
+            Weight gamma of the language-audio matching terms `L_a* + L_t*` (Eq. 8).
+        num_hard_negatives (`int`, *optional*, defaults to 1):
+            K, the size of the pool of most similar non-matching items from which each anchor's hard negative is
+            taken: 1 = the hardest one; K > 1 = one drawn uniformly from the top K.
+        max_text_length (`int`, *optional*, defaults to 16):
+            Token limit for transcripts (the paper's value); the processor truncates to it.
+        max_audio_samples (`int`, *optional*, defaults to 80000):
+            Sample limit for waveforms (5 s at 16 kHz, the paper's value); the processor rejects longer clips unless
+            asked to truncate.
+        classifier_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout before the classifier of `DsclapForSequenceClassification`.
+        freeze_audio_encoder (`bool`, *optional*, defaults to `False`):
+            `DsclapForSequenceClassification` only: keep the audio encoder's weights fixed (paper, Table 4).
+        freeze_text_encoder (`bool`, *optional*, defaults to `False`):
+            `DsclapForSequenceClassification` only: keep the text encoder's weights fixed (paper, Table 4).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal initialisation of the projections and the classifier.
+
+    Example:
+
+    ```python
+    >>> from audiolang import DsclapConfig, DsclapModel
+    >>> config = DsclapConfig.from_preset("tiny")
+    >>> model = DsclapModel(config)
+    >>> config.audio_config.model_type, config.text_config.model_type
+    ('wav2vec2', 'bert')
+    ```
+    """
+
+    model_type = "dsclap"
+    sub_configs_defaults = {
+        "audio_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="wav2vec2", init_kwargs=_PAPER_AUDIO_CONFIG
+        ),
+        "text_config": SubConfigSpec(
+            config_class=AutoConfig, model_type="bert", init_kwargs=_PAPER_TEXT_CONFIG
+        ),
+    }
+
+    audio_config: PreTrainedConfig | dict | None = None
+    text_config: PreTrainedConfig | dict | None = None
+    projection_dim: int = 512
+    logit_scale_init_value: float | int = 1 / 0.07
+    contrastive_weight: float | int = 0.5
+    matching_weight: float | int = 0.5
+    num_hard_negatives: int = 1
+    max_text_length: int = 16
+    max_audio_samples: int = 80_000
+    classifier_dropout: float | int = 0.1
+    freeze_audio_encoder: bool = False
+    freeze_text_encoder: bool = False
+    initializer_range: float = 0.02
+
+    def validate_dsclap(self) -> None:
+        """Part of `@strict` validation: reject values that would only fail later, inside a training step."""
+        positive = {
+            "projection_dim": self.projection_dim,
+            "logit_scale_init_value": self.logit_scale_init_value,
+            "num_hard_negatives": self.num_hard_negatives,
+            "max_text_length": self.max_text_length,
+            "max_audio_samples": self.max_audio_samples,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"`{name}` must be positive, got {value}.")
+        if self.contrastive_weight < 0 or self.matching_weight < 0:
+            raise ValueError(
+                f"`contrastive_weight` and `matching_weight` must be >= 0, got {self.contrastive_weight} and "
+                f"{self.matching_weight}."
+            )
+        if not 0 <= self.classifier_dropout < 1:
+            raise ValueError(f"`classifier_dropout` must be in [0, 1), got {self.classifier_dropout}.")
+
+    @classmethod
+    def from_audio_text_configs(
+        cls, audio_config: PreTrainedConfig, text_config: PreTrainedConfig, **kwargs: Any
+    ) -> "DsclapConfig":
+        """Build a DSCLAP config around two existing encoder configs (e.g. `AutoConfig.from_pretrained(...)`)."""
+        return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "DsclapConfig":
+        """Build the config of a named architecture from `DSCLAP_PRESETS` (`"paper"` or `"tiny"`).
+
+        `overrides` replace top-level fields; an `audio_config` / `text_config` dict is *merged* into the preset's,
+        e.g. `DsclapConfig.from_preset("tiny", audio_config={"hidden_dropout": 0.0}, num_hard_negatives=4)`.
+        """
+        if name not in DSCLAP_PRESETS:
+            raise ValueError(f"Unknown DSCLAP preset {name!r}; choose one of {sorted(DSCLAP_PRESETS)}.")
+        kwargs = copy.deepcopy(DSCLAP_PRESETS[name])
+        for key, value in overrides.items():
+            if key in cls.sub_configs_defaults and isinstance(value, dict):
+                kwargs[key].update(value)
+            else:
+                kwargs[key] = value
+        return cls(**kwargs)
+
+
+# Makes `save_pretrained` write an `auto_map` and copy this module next to the checkpoint, so that it loads with
+# `trust_remote_code=True` where audiolang is not installed.
+DsclapConfig.register_for_auto_class()

@@ -1,0 +1,547 @@
+"""PyTorch DSCLAP: a contrastive dual encoder pre-trained on raw domain audio and its ASR transcripts.
+
+`DsclapModel` encodes audio with any transformers speech encoder that reads raw `input_values` (wav2vec2 by
+default) and text with any BERT-like encoder, mean-pools both over their real (unpadded) positions, projects them
+into a joint space, and scores every clip against every transcript with a learnable temperature, as CLIP/CLAP do.
+Pre-training minimises the DSCLAP objective (`audiolang.losses.dsclap_loss`): symmetric InfoNCE plus
+language-audio matching against top-K hard negatives, with negatives gathered from every process.
+
+Input and output names follow transformers' CLAP, so that transformers' own zero-shot-audio-classification
+pipeline runs on a DSCLAP checkpoint unchanged: the forward accepts every key a BERT tokenizer emits, and the audio
+padding mask is called `audio_attention_mask` so that it does not collide with the text `attention_mask`.
+"""
+
+import inspect
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import ModelOutput, logging
+from transformers.utils.generic import can_return_tuple
+
+from .configuration_dsclap import DsclapConfig
+from .losses import dsclap_loss
+from .pooling import masked_mean_pool
+
+logger = logging.get_logger(__name__)
+
+__all__ = [
+    "DsclapForSequenceClassification",
+    "DsclapModel",
+    "DsclapOutput",
+    "DsclapPreTrainedModel",
+    "DsclapSequenceClassifierOutput",
+]
+
+# CLIP clamps the learned logit multiplier at 100 (temperature >= 0.01) so that the softmax cannot saturate.
+MAX_LOGIT_SCALE = 100.0
+
+
+@dataclass
+class DsclapOutput(ModelOutput):
+    r"""Output of [`DsclapModel`]; the first seven fields have CLAP's names and order.
+
+    Args:
+        loss (`torch.Tensor` of shape `()`, *optional*):
+            The DSCLAP objective (Eq. 8), returned when `return_loss` is set and the batch is paired.
+        logits_per_audio (`torch.Tensor` of shape `(audio_batch_size, text_batch_size)`):
+            `exp(logit_scale) * cosine(audio_embeds, text_embeds)`: audio-to-text similarity scores.
+        logits_per_text (`torch.Tensor` of shape `(text_batch_size, audio_batch_size)`):
+            The transpose of `logits_per_audio`.
+        text_embeds (`torch.Tensor` of shape `(text_batch_size, projection_dim)`):
+            L2-normalised projections of the mean-pooled text encoder states.
+        audio_embeds (`torch.Tensor` of shape `(audio_batch_size, projection_dim)`):
+            L2-normalised projections of the mean-pooled audio encoder states.
+        text_model_output (`BaseModelOutputWithPooling`):
+            The text encoder's output; `pooler_output` is the masked mean of `last_hidden_state`.
+        audio_model_output (`BaseModelOutputWithPooling`):
+            The audio encoder's output; `pooler_output` is the masked mean over real (unpadded) frames.
+        audio_contrastive_loss, text_contrastive_loss (`torch.Tensor` of shape `()`, *optional*):
+            The InfoNCE terms `L_a` and `L_t` (Eq. 4-5), for logging.
+        audio_matching_loss, text_matching_loss (`torch.Tensor` of shape `()`, *optional*):
+            The hard-negative matching terms `L_a*` and `L_t*` (Eq. 6-7), for logging.
+    """
+
+    loss: torch.Tensor | None = None
+    logits_per_audio: torch.Tensor | None = None
+    logits_per_text: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    audio_embeds: torch.Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    audio_model_output: BaseModelOutputWithPooling | None = None
+    audio_contrastive_loss: torch.Tensor | None = None
+    text_contrastive_loss: torch.Tensor | None = None
+    audio_matching_loss: torch.Tensor | None = None
+    text_matching_loss: torch.Tensor | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(value.to_tuple() if isinstance(value, ModelOutput) else value for value in self.values())
+
+
+@dataclass
+class DsclapSequenceClassifierOutput(ModelOutput):
+    r"""Output of [`DsclapForSequenceClassification`].
+
+    Args:
+        loss (`torch.Tensor` of shape `()`, *optional*):
+            Classification (or regression) loss, returned when `labels` are given.
+        logits (`torch.Tensor` of shape `(batch_size, num_labels)`):
+            Classification scores (before softmax/sigmoid).
+        text_model_output (`BaseModelOutputWithPooling`):
+            The text encoder's output; `pooler_output` is the masked mean fed to the classifier.
+        audio_model_output (`BaseModelOutputWithPooling`):
+            The audio encoder's output; `pooler_output` is the masked mean fed to the classifier.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    text_model_output: BaseModelOutputWithPooling | None = None
+    audio_model_output: BaseModelOutputWithPooling | None = None
+
+    def to_tuple(self) -> tuple[Any, ...]:
+        return tuple(value.to_tuple() if isinstance(value, ModelOutput) else value for value in self.values())
+
+
+def _text_encoder_kwargs(config: PreTrainedConfig) -> dict[str, Any]:
+    """`add_pooling_layer=False` for text encoders that have a pooler (BERT, RoBERTa, ...).
+
+    DSCLAP mean-pools the last hidden states, so a `[CLS]` pooler would be dead weight that never gets a gradient,
+    which DistributedDataParallel rejects unless `find_unused_parameters` is on.
+    """
+    model_class = AutoModel._model_mapping[type(config)]
+    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
+        return {"add_pooling_layer": False}
+    return {}
+
+
+class DsclapPreTrainedModel(PreTrainedModel):
+    """Weight initialisation, encoder construction and pooling shared by the DSCLAP models.
+
+    Subclasses hold the encoders as `audio_model` and `text_model`, so that a `DsclapModel` checkpoint loads into
+    `DsclapForSequenceClassification` (and back) key for key.
+    """
+
+    config_class = DsclapConfig
+    config: DsclapConfig
+    base_model_prefix = "dsclap"
+    main_input_name = "input_values"
+    input_modalities = ("audio", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # The encoders are `PreTrainedModel`s and are dispatched to their own `_init_weights`; this covers what the
+        # family adds: projections and classifier (normal(initializer_range), via the base class) and logit_scale,
+        # which a checkpoint may lack and which must then start at log(logit_scale_init_value), not at garbage.
+        super()._init_weights(module)
+        if isinstance(module, DsclapModel):
+            init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
+
+    def _build_encoders(
+        self, config: DsclapConfig, audio_model: PreTrainedModel | None, text_model: PreTrainedModel | None
+    ) -> None:
+        if audio_model is None:
+            audio_model = AutoModel.from_config(config.audio_config)
+        if text_model is None:
+            text_model = AutoModel.from_config(config.text_config, **_text_encoder_kwargs(config.text_config))
+        if audio_model.main_input_name != "input_values" or not hasattr(
+            audio_model, "_get_feature_vector_attention_mask"
+        ):
+            raise ValueError(
+                f"`audio_config` is a {config.audio_config.model_type!r} encoder ({type(audio_model).__name__}), "
+                "but DSCLAP needs a raw-waveform encoder that takes `input_values` and maps sample masks to frame "
+                "masks (wav2vec2, hubert, wavlm, data2vec-audio, ...)."
+            )
+        # The encoders share the composite config's sub-configs, so that later changes (attention implementation,
+        # output flags) reach them, as in VisionTextDualEncoderModel.
+        config.audio_config._attn_implementation = audio_model.config._attn_implementation
+        config.text_config._attn_implementation = text_model.config._attn_implementation
+        audio_model.config = config.audio_config
+        text_model.config = config.text_config
+        self.audio_model = audio_model
+        self.text_model = text_model
+
+    def _encode_audio(
+        self,
+        input_values: torch.Tensor | None,
+        audio_attention_mask: torch.Tensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> BaseModelOutputWithPooling:
+        """Run the audio encoder and mean-pool its last hidden states over the real frames.
+
+        The sample mask from the feature extractor becomes a frame mask through the encoder's own
+        `_get_feature_vector_attention_mask` (the convolution arithmetic of wav2vec2-style feature encoders).
+        """
+        if input_values is None:
+            raise ValueError("`input_values` is required: pass the processor's audio output.")
+        outputs = self.audio_model(
+            input_values=input_values,
+            attention_mask=audio_attention_mask,
+            **_output_flags(output_attentions, output_hidden_states),
+        )
+        hidden_states = outputs.last_hidden_state
+        frame_mask = None
+        if audio_attention_mask is not None:
+            frame_mask = self.audio_model._get_feature_vector_attention_mask(
+                hidden_states.shape[1], audio_attention_mask
+            )
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            pooler_output=masked_mean_pool(hidden_states, frame_mask),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def _encode_text(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> BaseModelOutputWithPooling:
+        """Run the text encoder and mean-pool its last hidden states over the real tokens."""
+        if input_ids is None:
+            raise ValueError("`input_ids` is required: pass the processor's (or tokenizer's) text output.")
+        # Only forwarded when given: encoders such as DistilBERT take neither argument.
+        optional = {"token_type_ids": token_type_ids, "position_ids": position_ids}
+        outputs = self.text_model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            **{name: value for name, value in optional.items() if value is not None},
+            **_output_flags(output_attentions, output_hidden_states),
+        )
+        hidden_states = outputs.last_hidden_state
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            pooler_output=masked_mean_pool(hidden_states, attention_mask),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+
+def _output_flags(output_attentions: bool | None, output_hidden_states: bool | None) -> dict[str, bool]:
+    flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
+    return {name: value for name, value in flags.items() if value is not None}
+
+
+class DsclapModel(DsclapPreTrainedModel):
+    """DSCLAP dual encoder: audio and text encoders, linear projections to a joint space, learnable temperature.
+
+    Build it from a config (`DsclapModel(DsclapConfig.from_preset("paper"))`), from two encoder checkpoints
+    (`DsclapModel.from_audio_text_pretrained(audio_path, text_path)`), or load a saved one with `from_pretrained`.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from audiolang import DsclapConfig, DsclapModel
+    >>> model = DsclapModel(DsclapConfig.from_preset("tiny")).eval()
+    >>> waveforms = torch.randn(2, 16000)  # normally `DsclapProcessor(audio=..., text=...)` output
+    >>> input_ids = torch.tensor([[101, 7592, 102], [101, 2189, 102]])
+    >>> outputs = model(input_values=waveforms, input_ids=input_ids)
+    >>> outputs.logits_per_audio.shape
+    torch.Size([2, 2])
+    ```
+    """
+
+    def __init__(
+        self,
+        config: DsclapConfig,
+        audio_model: PreTrainedModel | None = None,
+        text_model: PreTrainedModel | None = None,
+    ):
+        """
+        Args:
+            config: The DSCLAP configuration.
+            audio_model: An already built audio encoder (e.g. loaded from a checkpoint); built from
+                `config.audio_config` when omitted.
+            text_model: An already built text encoder; built from `config.text_config` when omitted.
+        """
+        super().__init__(config)
+        self._build_encoders(config, audio_model, text_model)
+        self.audio_projection = nn.Linear(config.audio_config.hidden_size, config.projection_dim, bias=False)
+        self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init_value)))
+        self.post_init()
+
+    @can_return_tuple
+    def get_audio_features(
+        self,
+        input_values: torch.Tensor,
+        audio_attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode audio; `pooler_output` holds the L2-normalised joint-space embedding (= `audio_embeds` of the
+        forward), the other fields the audio encoder's states.
+
+        Args:
+            input_values: `(batch, samples)` normalised waveforms from `DsclapFeatureExtractor`.
+            audio_attention_mask: `(batch, samples)`, 1 on real samples and 0 on padding.
+        """
+        outputs = self._encode_audio(
+            input_values, audio_attention_mask, output_attentions, output_hidden_states
+        )
+        outputs.pooler_output = F.normalize(self.audio_projection(outputs.pooler_output), dim=-1)
+        return outputs
+
+    @can_return_tuple
+    def get_text_features(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> tuple | BaseModelOutputWithPooling:
+        """Encode text; `pooler_output` holds the L2-normalised joint-space embedding (= `text_embeds` of the
+        forward), the other fields the text encoder's states."""
+        outputs = self._encode_text(
+            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        )
+        outputs.pooler_output = F.normalize(self.text_projection(outputs.pooler_output), dim=-1)
+        return outputs
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        return_loss: bool | None = True,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        hard_negative_generator: torch.Generator | None = None,
+    ) -> tuple | DsclapOutput:
+        """Score every clip against every transcript, and compute the DSCLAP loss on paired batches.
+
+        Args:
+            input_values: `(audio_batch, samples)` normalised waveforms from `DsclapFeatureExtractor`.
+            audio_attention_mask: `(audio_batch, samples)`, 1 on real samples and 0 on padding.
+            input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output for the transcripts.
+            return_loss: Compute the loss (default). It defaults to `True` so that `Trainer` trains and evaluates
+                the model without labels. The loss needs paired rows (clip `i` with transcript `i`): in training
+                mode, batches of different sizes raise a `ValueError`; in eval mode they are scored without a loss,
+                which is what zero-shot classification (one clip against N candidate texts) needs.
+            output_attentions, output_hidden_states: Passed to both encoders.
+            hard_negative_generator: Seeded generator for drawing hard negatives when `num_hard_negatives > 1`;
+                torch's default generator (seeded by `transformers.set_seed`) otherwise.
+        """
+        audio_outputs = self._encode_audio(
+            input_values, audio_attention_mask, output_attentions, output_hidden_states
+        )
+        text_outputs = self._encode_text(
+            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        )
+        audio_embeds = F.normalize(self.audio_projection(audio_outputs.pooler_output), dim=-1)
+        text_embeds = F.normalize(self.text_projection(text_outputs.pooler_output), dim=-1)
+
+        scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        logits_per_audio = scale * audio_embeds @ text_embeds.T
+        logits_per_text = logits_per_audio.T
+
+        loss_output = None
+        paired = audio_embeds.shape[0] == text_embeds.shape[0]
+        if return_loss and not paired and self.training:
+            raise ValueError(
+                f"Training needs paired batches, but got {audio_embeds.shape[0]} clips and {text_embeds.shape[0]} "
+                "transcripts: give every clip its transcript, in the same order."
+            )
+        if return_loss and paired:
+            loss_output = dsclap_loss(
+                audio_embeds,
+                text_embeds,
+                scale,
+                contrastive_weight=self.config.contrastive_weight,
+                matching_weight=self.config.matching_weight,
+                num_hard_negatives=self.config.num_hard_negatives,
+                generator=hard_negative_generator,
+            )
+
+        parts = {}
+        if loss_output is not None:
+            parts = {
+                "loss": loss_output.loss,
+                "audio_contrastive_loss": loss_output.audio_contrastive_loss,
+                "text_contrastive_loss": loss_output.text_contrastive_loss,
+                "audio_matching_loss": loss_output.audio_matching_loss,
+                "text_matching_loss": loss_output.text_matching_loss,
+            }
+        return DsclapOutput(
+            logits_per_audio=logits_per_audio,
+            logits_per_text=logits_per_text,
+            text_embeds=text_embeds,
+            audio_embeds=audio_embeds,
+            text_model_output=text_outputs,
+            audio_model_output=audio_outputs,
+            **parts,
+        )
+
+    @classmethod
+    def from_audio_text_pretrained(
+        cls,
+        audio_model_name_or_path: str,
+        text_model_name_or_path: str,
+        **kwargs: Any,
+    ) -> "DsclapModel":
+        """Build a DSCLAP model from a pre-trained audio encoder and a pre-trained text encoder.
+
+        The encoders keep their weights; the projections and `logit_scale` are newly initialised. Each path is a
+        hub id or a local folder; a checkpoint with a task head (e.g. `Wav2Vec2ForCTC`) contributes its base
+        encoder.
+
+        Args:
+            audio_model_name_or_path: The audio encoder checkpoint (wav2vec2, hubert, wavlm, ...).
+            text_model_name_or_path: The text encoder checkpoint (BERT-like).
+            kwargs: Keyword arguments prefixed with `audio_` or `text_` go to that encoder's `from_pretrained`
+                (e.g. `audio_attn_implementation="eager"`); the others update the `DsclapConfig`
+                (e.g. `projection_dim=256`, `num_hard_negatives=4`).
+
+        Example:
+
+        ```python
+        >>> model = DsclapModel.from_audio_text_pretrained(
+        ...     "facebook/wav2vec2-base", "huawei-noah/TinyBERT_General_4L_312D", projection_dim=512
+        ... )
+        ```
+        """
+        audio_kwargs = {
+            key[len("audio_") :]: kwargs.pop(key) for key in list(kwargs) if key.startswith("audio_")
+        }
+        text_kwargs = {
+            key[len("text_") :]: kwargs.pop(key) for key in list(kwargs) if key.startswith("text_")
+        }
+        audio_model = AutoModel.from_pretrained(audio_model_name_or_path, **audio_kwargs)
+        text_config = text_kwargs.pop("config", None) or AutoConfig.from_pretrained(text_model_name_or_path)
+        text_model = AutoModel.from_pretrained(
+            text_model_name_or_path, config=text_config, **_text_encoder_kwargs(text_config), **text_kwargs
+        )
+        config = DsclapConfig.from_audio_text_configs(audio_model.config, text_model.config, **kwargs)
+        model = cls(config, audio_model=audio_model, text_model=text_model)
+        logger.warning(
+            "`audio_projection`, `text_projection` and `logit_scale` are newly initialised: pre-train the model "
+            "(e.g. run_scripts/run_pretrain.py) before using its similarity scores."
+        )
+        return model
+
+
+class DsclapForSequenceClassification(DsclapPreTrainedModel):
+    """DSCLAP encoders with a linear classifier on the fused utterance representation (the paper's MDS and MCIC
+    fine-tuning).
+
+    Fusion: the masked mean-pooled audio state and the masked mean-pooled text state are concatenated
+    (`audio_hidden + text_hidden` features), then dropout and one linear layer. The pre-projection states are used
+    rather than the joint-space embeddings because the contrastive projections are trained to keep only what audio
+    and transcript share; tasks such as device-directed speech detection also depend on what they do not share
+    (prosody, speaking style, acoustic conditions, ASR errors), which survives in the encoder states. It is also the
+    paper's "Base" fusion of separately pre-trained wav2vec2 and BERT features, so a pre-trained and a
+    non-pre-trained model differ only in their encoder weights, and a single linear layer keeps the head small for
+    few-shot fine-tuning.
+
+    `config.freeze_audio_encoder` / `config.freeze_text_encoder` fix an encoder's weights (Table 4). The problem
+    type follows transformers: `num_labels == 1` regression, integer labels single-label classification (binary
+    tasks use `num_labels=2`), float multi-hot labels multi-label classification, or `config.problem_type`.
+
+    Load the encoders of a pre-trained DSCLAP checkpoint with
+    `DsclapForSequenceClassification.from_pretrained(dsclap_folder, num_labels=15)`; its projections and temperature
+    are not used and are ignored, and the classifier is newly initialised.
+    """
+
+    # A `DsclapModel` checkpoint carries the contrastive head, which classification does not use.
+    _keys_to_ignore_on_load_unexpected = [r"^audio_projection\.", r"^text_projection\.", r"^logit_scale$"]
+
+    def __init__(
+        self,
+        config: DsclapConfig,
+        audio_model: PreTrainedModel | None = None,
+        text_model: PreTrainedModel | None = None,
+    ):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self._build_encoders(config, audio_model, text_model)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(
+            config.audio_config.hidden_size + config.text_config.hidden_size, config.num_labels
+        )
+        self.post_init()
+        self._apply_encoder_freezing()
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.from_pretrained`, then the config's encoder freezing.
+
+        Loading replaces every parameter by a new trainable one, which would silently undo the freezing done in
+        `__init__`.
+        """
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = (
+            loaded[0] if isinstance(loaded, tuple) else loaded
+        )  # `output_loading_info=True` returns a tuple
+        model._apply_encoder_freezing()
+        return loaded
+
+    def _apply_encoder_freezing(self) -> None:
+        self.audio_model.requires_grad_(not self.config.freeze_audio_encoder)
+        self.text_model.requires_grad_(not self.config.freeze_text_encoder)
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+    ) -> tuple | DsclapSequenceClassifierOutput:
+        """Classify paired (clip, transcript) rows.
+
+        Args:
+            input_values, audio_attention_mask: The feature extractor's output.
+            input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output.
+            labels: `(batch,)` class indices for single-label classification (`num_labels > 1`), `(batch,)` floats
+                for regression (`num_labels == 1`), or `(batch, num_labels)` multi-hot floats for multi-label
+                classification.
+        """
+        audio_outputs = self._encode_audio(
+            input_values, audio_attention_mask, output_attentions, output_hidden_states
+        )
+        text_outputs = self._encode_text(
+            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        )
+        if audio_outputs.pooler_output.shape[0] != text_outputs.pooler_output.shape[0]:
+            raise ValueError(
+                f"Got {audio_outputs.pooler_output.shape[0]} clips and {text_outputs.pooler_output.shape[0]} "
+                "transcripts: classification needs one transcript per clip, in the same order."
+            )
+        fused = torch.cat([audio_outputs.pooler_output, text_outputs.pooler_output], dim=-1)
+        logits = self.classifier(self.dropout(fused))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)
+        return DsclapSequenceClassifierOutput(
+            loss=loss, logits=logits, text_model_output=text_outputs, audio_model_output=audio_outputs
+        )
+
+
+# `save_pretrained` copies this module and its flat siblings next to the weights (`trust_remote_code=True`).
+DsclapModel.register_for_auto_class("AutoModel")
+DsclapForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")

@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""DSCLAP training-step cost.
+
+For each preset, on one random padded batch (clips of 60-100 % of `--seconds`, transcripts of `--text_tokens`):
+
+- `dsclap_step_s`: median wall time of a DsclapModel training step (forward, DSCLAP loss, backward);
+- `bare_encoders_step_s`: median wall time of the same two encoders' forward + backward alone (masked mean pooling,
+  the sum of the pooled states as a dummy loss), i.e. what any audio+text model built on them pays;
+- `ratio`: the median over rounds of their quotient, the overhead of the DSCLAP head and loss (goal <= 1.15);
+  `cpu_ratio` is the same from this process's CPU time, which a busy machine disturbs less;
+- `audio_seconds_per_second`: real (unpadded) audio seconds in the batch / `dsclap_step_s`.
+
+The two kinds of step alternate (ABBA order), after `--warmup` unmeasured rounds, so that drifts in machine load hit
+both; `load_average_1min` records how busy the machine was.
+
+    python benchmarks/bench_dsclap.py [--presets tiny paper] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Recorder  # noqa: E402
+
+from audiolang import DsclapConfig, DsclapModel, masked_mean_pool  # noqa: E402
+
+SAMPLING_RATE = 16_000
+GOAL_RATIO = 1.15
+
+
+def make_batch(
+    batch_size: int, seconds: float, text_tokens: int, vocab_size: int, seed: int
+) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    max_samples = int(seconds * SAMPLING_RATE)
+    lengths = (max_samples * (0.6 + 0.4 * torch.rand(batch_size, generator=generator))).long()
+    lengths[0] = max_samples
+    audio_mask = (torch.arange(max_samples)[None, :] < lengths[:, None]).long()
+    return {
+        "input_values": torch.randn(batch_size, max_samples, generator=generator) * audio_mask,
+        "audio_attention_mask": audio_mask,
+        "input_ids": torch.randint(1000, vocab_size, (batch_size, text_tokens), generator=generator),
+        "attention_mask": torch.ones(batch_size, text_tokens, dtype=torch.long),
+    }
+
+
+def dsclap_step(model: DsclapModel, batch: dict[str, torch.Tensor]) -> None:
+    model(**batch).loss.backward()
+
+
+def bare_encoders_step(model: DsclapModel, batch: dict[str, torch.Tensor]) -> None:
+    audio = model.audio_model(
+        input_values=batch["input_values"], attention_mask=batch["audio_attention_mask"]
+    )
+    frame_mask = model.audio_model._get_feature_vector_attention_mask(
+        audio.last_hidden_state.shape[1], batch["audio_attention_mask"]
+    )
+    text = model.text_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    pooled_audio = masked_mean_pool(audio.last_hidden_state, frame_mask)
+    pooled_text = masked_mean_pool(text.last_hidden_state, batch["attention_mask"])
+    (pooled_audio.sum() + pooled_text.sum()).backward()
+
+
+def timed(
+    step: Callable[[DsclapModel, dict[str, torch.Tensor]], None], model: DsclapModel, batch
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one step."""
+    model.zero_grad(set_to_none=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    step(model, batch)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def measure(
+    preset: str, batch_size: int, seconds: float, text_tokens: int, warmup: int, repeats: int
+) -> dict:
+    torch.manual_seed(0)
+    config = DsclapConfig.from_preset(preset)
+    model = DsclapModel(config).train()
+    batch = make_batch(batch_size, seconds, text_tokens, config.text_config.vocab_size, seed=0)
+    steps = {"dsclap": dsclap_step, "bare": bare_encoders_step}
+    wall: dict[str, list[float]] = {"dsclap": [], "bare": []}
+    cpu: dict[str, list[float]] = {"dsclap": [], "bare": []}
+    for round_index in range(warmup + repeats):
+        # Alternating which step goes first cancels the advantage of running right after the other one.
+        order = ("dsclap", "bare") if round_index % 2 == 0 else ("bare", "dsclap")
+        elapsed = {name: timed(steps[name], model, batch) for name in order}
+        if round_index >= warmup:
+            for name, (wall_time, cpu_time) in elapsed.items():
+                wall[name].append(wall_time)
+                cpu[name].append(cpu_time)
+    dsclap_median = statistics.median(wall["dsclap"])
+    bare_median = statistics.median(wall["bare"])
+    # Steps of the same round ran under the same machine load: the median of their ratios resists load changes
+    # (other processes on a shared machine) better than the ratio of the medians. CPU time, which excludes the time
+    # spent waiting for a core, is steadier still on a busy machine.
+    ratio = statistics.median(d / b for d, b in zip(wall["dsclap"], wall["bare"], strict=True))
+    cpu_ratio = statistics.median(d / b for d, b in zip(cpu["dsclap"], cpu["bare"], strict=True))
+    audio_seconds = batch["audio_attention_mask"].sum().item() / SAMPLING_RATE
+    return {
+        "preset": preset,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "batch_size": batch_size,
+        "max_audio_seconds": seconds,
+        "text_tokens": text_tokens,
+        "batch_audio_seconds": round(audio_seconds, 3),
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "dsclap_step_s": round(dsclap_median, 4),
+        "bare_encoders_step_s": round(bare_median, 4),
+        "dsclap_step_cpu_s": round(statistics.median(cpu["dsclap"]), 4),
+        "bare_encoders_step_cpu_s": round(statistics.median(cpu["bare"]), 4),
+        "ratio": round(ratio, 4),
+        "cpu_ratio": round(cpu_ratio, 4),
+        "goal_ratio": GOAL_RATIO,
+        "meets_goal": ratio <= GOAL_RATIO,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "audio_seconds_per_second": round(audio_seconds / dsclap_median, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
+    parser.add_argument("--tiny_batch_size", type=int, default=32)
+    parser.add_argument("--paper_batch_size", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=3.0, help="longest clip of the batch")
+    parser.add_argument("--text_tokens", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    recorder = Recorder("bench_dsclap")
+    batch_sizes = {"tiny": args.tiny_batch_size, "paper": args.paper_batch_size}
+    for preset in args.presets:
+        result = measure(
+            preset, batch_sizes[preset], args.seconds, args.text_tokens, args.warmup, args.repeats
+        )
+        recorder.record(metric="training_step", **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,500 @@
+"""DsclapConfig / DsclapModel / DsclapForSequenceClassification: the transformers model contract, on tiny configs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    BertModel,
+    Trainer,
+    TrainingArguments,
+    Wav2Vec2Model,
+    pipeline,
+)
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+from audiolang import (
+    DSCLAP_PRESETS,
+    DsclapConfig,
+    DsclapForSequenceClassification,
+    DsclapModel,
+    DsclapOutput,
+    DsclapProcessor,
+    dsclap_loss,
+    masked_mean_pool,
+)
+from audiolang.modeling_dsclap import MAX_LOGIT_SCALE
+
+TEXTS = ["navigate home", "play some music on the radio", "open the window", "call mom"]
+
+
+@pytest.fixture
+def processor(dsclap_tokenizer, dsclap_config_factory) -> DsclapProcessor:
+    return DsclapProcessor.from_config(dsclap_config_factory(), dsclap_tokenizer)
+
+
+@pytest.fixture
+def batch(processor, dsclap_waveforms) -> dict[str, torch.Tensor]:
+    """Four paired rows with different audio and text lengths, so that both modalities carry padding."""
+    clips = dsclap_waveforms(8000, 5200, 6400, 3300)
+    return dict(processor(audio=clips, text=TEXTS, sampling_rate=16_000, return_tensors="pt"))
+
+
+def tiny_model(factory, seed: int = 0, **overrides) -> DsclapModel:
+    torch.manual_seed(seed)
+    return DsclapModel(factory(**overrides))
+
+
+# --- configuration --------------------------------------------------------------------------------------------------
+
+
+def test_presets_have_the_papers_shapes() -> None:
+    paper = DsclapConfig.from_preset("paper")
+    assert (paper.audio_config.model_type, paper.audio_config.hidden_size) == ("wav2vec2", 768)
+    assert paper.audio_config.num_hidden_layers == 12
+    assert (paper.text_config.num_hidden_layers, paper.text_config.hidden_size) == (4, 312)
+    assert (paper.max_text_length, paper.max_audio_samples) == (16, 80_000)
+    assert (paper.contrastive_weight, paper.matching_weight) == (0.5, 0.5)
+    assert paper.logit_scale_init_value == pytest.approx(1 / 0.07)
+    assert set(DSCLAP_PRESETS) == {"paper", "tiny"}
+    assert DsclapConfig().to_dict() == paper.to_dict()
+
+
+def test_from_preset_merges_sub_config_overrides() -> None:
+    config = DsclapConfig.from_preset("tiny", audio_config={"hidden_dropout": 0.0}, num_hard_negatives=4)
+    assert config.audio_config.hidden_dropout == 0.0
+    assert config.audio_config.hidden_size == DSCLAP_PRESETS["tiny"]["audio_config"]["hidden_size"]
+    assert config.num_hard_negatives == 4
+    with pytest.raises(ValueError, match="Unknown DSCLAP preset"):
+        DsclapConfig.from_preset("huge")
+
+
+def test_config_round_trips_through_json(tmp_path: Path) -> None:
+    config = DsclapConfig.from_preset("tiny", audio_config={"model_type": "hubert"}, num_hard_negatives=3)
+    config.save_pretrained(tmp_path)
+    reloaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(reloaded, DsclapConfig)
+    assert reloaded.audio_config.model_type == "hubert"
+    name_free = {key: value for key, value in reloaded.to_dict().items() if key != "_name_or_path"}
+    assert name_free == {key: value for key, value in config.to_dict().items() if key != "_name_or_path"}
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("num_hard_negatives", 0), ("projection_dim", 0), ("matching_weight", -0.1), ("max_text_length", 0)],
+)
+def test_config_rejects_invalid_values(field: str, value: float) -> None:
+    with pytest.raises(Exception, match=field):
+        DsclapConfig(**{field: value})
+
+
+# --- forward, loss and outputs --------------------------------------------------------------------------------------
+
+
+def test_forward_returns_clap_named_outputs(dsclap_config_factory, batch) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    with torch.no_grad():
+        out = model(**batch)
+    assert isinstance(out, DsclapOutput)
+    assert out.logits_per_audio.shape == (4, 4)
+    torch.testing.assert_close(out.logits_per_text, out.logits_per_audio.T)
+    torch.testing.assert_close(out.audio_embeds.norm(dim=-1), torch.ones(4))
+    torch.testing.assert_close(out.text_embeds.norm(dim=-1), torch.ones(4))
+    scale = model.logit_scale.exp()
+    torch.testing.assert_close(out.logits_per_audio, scale * out.audio_embeds @ out.text_embeds.T)
+    assert out.audio_model_output.pooler_output.shape == (4, 32)
+    assert out.text_model_output.last_hidden_state.shape[:2] == batch["input_ids"].shape
+
+
+def test_model_loss_is_the_dsclap_objective(dsclap_config_factory, batch) -> None:
+    model = tiny_model(dsclap_config_factory, contrastive_weight=0.2, matching_weight=0.8).eval()
+    with torch.no_grad():
+        out = model(**batch)
+        expected = dsclap_loss(
+            out.audio_embeds,
+            out.text_embeds,
+            model.logit_scale.exp(),
+            contrastive_weight=0.2,
+            matching_weight=0.8,
+        )
+    torch.testing.assert_close(out.loss, expected.loss)
+    parts = 0.2 * (out.audio_contrastive_loss + out.text_contrastive_loss) + 0.8 * (
+        out.audio_matching_loss + out.text_matching_loss
+    )
+    torch.testing.assert_close(out.loss, parts)
+
+
+def test_logit_scale_is_clamped_when_used(dsclap_config_factory, batch) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(1000.0))
+        out = model(**batch)
+    torch.testing.assert_close(out.logits_per_audio, MAX_LOGIT_SCALE * out.audio_embeds @ out.text_embeds.T)
+
+
+def test_every_parameter_gets_a_gradient(dsclap_config_factory, batch) -> None:
+    # A parameter without gradient (e.g. BERT's unused [CLS] pooler) makes DistributedDataParallel fail.
+    model = tiny_model(dsclap_config_factory).train()
+    model(**batch).loss.backward()
+    assert [name for name, param in model.named_parameters() if param.grad is None] == []
+    assert not any("pooler" in name for name, _ in model.named_parameters())
+
+
+def test_unpaired_batches_score_without_loss_in_eval_and_fail_in_training(
+    dsclap_config_factory, batch
+) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    one_clip = {
+        "input_values": batch["input_values"][:1],
+        "audio_attention_mask": batch["audio_attention_mask"][:1],
+    }
+    text = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.no_grad():
+        out = model(**one_clip, **text)
+    assert out.loss is None and out.logits_per_audio.shape == (1, 4)
+    with pytest.raises(ValueError, match="paired"):
+        model.train()(**one_clip, **text)
+
+
+def test_missing_inputs_name_the_field(dsclap_config_factory, batch) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    with pytest.raises(ValueError, match="input_values"):
+        model(input_ids=batch["input_ids"])
+    with pytest.raises(ValueError, match="input_ids"):
+        model(input_values=batch["input_values"])
+
+
+def test_tuple_and_dict_outputs_agree(dsclap_config_factory, batch) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    with torch.no_grad():
+        as_dict = model(**batch)
+        as_tuple = model(**batch, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    assert len(as_tuple) == len(as_dict)
+    for index, key in enumerate(
+        ["loss", "logits_per_audio", "logits_per_text", "text_embeds", "audio_embeds"]
+    ):
+        torch.testing.assert_close(as_tuple[index], as_dict[key])
+    torch.testing.assert_close(as_tuple[5][0], as_dict.text_model_output.last_hidden_state)
+
+
+def test_get_features_return_the_forward_embeddings(dsclap_config_factory, batch) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    with torch.no_grad():
+        out = model(**batch)
+        audio = model.get_audio_features(batch["input_values"], batch["audio_attention_mask"])
+        text = model.get_text_features(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    assert isinstance(audio, BaseModelOutputWithPooling) and isinstance(text, BaseModelOutputWithPooling)
+    torch.testing.assert_close(audio.pooler_output, out.audio_embeds)
+    torch.testing.assert_close(text.pooler_output, out.text_embeds)
+
+
+def test_masked_mean_pool_ignores_padding() -> None:
+    hidden = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    pooled = masked_mean_pool(hidden, torch.tensor([[1, 1, 0]]))
+    torch.testing.assert_close(pooled, torch.tensor([[2.0, 3.0]]))
+    torch.testing.assert_close(masked_mean_pool(hidden), hidden.mean(dim=1))
+    with pytest.raises(ValueError, match="frame-level mask"):
+        masked_mean_pool(hidden, torch.ones(1, 5))
+
+
+def test_batching_equivalence_with_padding(dsclap_config_factory, batch, processor, dsclap_waveforms) -> None:
+    """A row alone equals the same row inside a padded batch, for audio and for text.
+
+    This holds because the tiny preset uses wav2vec2's layer-norm feature encoder: the group-norm one of
+    wav2vec2-base normalises its first convolution over time, padding included.
+    """
+    model = tiny_model(dsclap_config_factory).eval()
+    with torch.no_grad():
+        together = model(**batch)
+        for row, (clip, text) in enumerate(zip(dsclap_waveforms(8000, 5200, 6400, 3300), TEXTS, strict=True)):
+            alone = model(**processor(audio=[clip], text=[text], sampling_rate=16_000, return_tensors="pt"))
+            torch.testing.assert_close(
+                alone.audio_embeds[0], together.audio_embeds[row], atol=1e-5, rtol=1e-5
+            )
+            torch.testing.assert_close(alone.text_embeds[0], together.text_embeds[row], atol=1e-5, rtol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(dsclap_config_factory, batch) -> None:
+    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
+        model = tiny_model(dsclap_config_factory).train()
+        if checkpointing:
+            model.activation_checkpointing_enable()
+            for encoder in (model.audio_model, model.text_model):
+                layers = [m for m in encoder.modules() if isinstance(m, GradientCheckpointingLayer)]
+                assert layers and all(layer.gradient_checkpointing for layer in layers)
+        model(**batch).loss.backward()
+        return {name: param.grad for name, param in model.named_parameters()}
+
+    plain, checkpointed = gradients(False), gradients(True)
+    for name, grad in plain.items():
+        torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_eager_and_sdpa_attention_agree(dsclap_checkpoint: Path, batch) -> None:
+    outputs = {}
+    for implementation in ("eager", "sdpa"):
+        model = DsclapModel.from_pretrained(dsclap_checkpoint, attn_implementation=implementation).eval()
+        assert model.audio_model.config._attn_implementation == implementation
+        assert model.text_model.config._attn_implementation == implementation
+        with torch.no_grad():
+            outputs[implementation] = model(**batch, output_hidden_states=True, output_attentions=True)
+    eager = outputs["eager"]
+    assert len(eager.audio_model_output.attentions) == len(eager.text_model_output.attentions) == 2
+    assert len(eager.audio_model_output.hidden_states) == len(eager.text_model_output.hidden_states) == 3
+    torch.testing.assert_close(
+        outputs["eager"].logits_per_audio, outputs["sdpa"].logits_per_audio, atol=1e-5, rtol=1e-5
+    )
+
+
+def test_hubert_audio_encoder_is_supported_and_text_encoders_are_not(dsclap_config_factory, batch) -> None:
+    hubert = {
+        "model_type": "hubert",
+        **{k: v for k, v in DSCLAP_PRESETS["tiny"]["audio_config"].items() if k != "model_type"},
+    }
+    model = tiny_model(dsclap_config_factory, audio_config=hubert).eval()
+    with torch.no_grad():
+        assert model(**batch).logits_per_audio.shape == (4, 4)
+    with pytest.raises(ValueError, match="raw-waveform encoder"):
+        DsclapModel(
+            DsclapConfig(
+                audio_config={
+                    "model_type": "bert",
+                    "hidden_size": 32,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 2,
+                }
+            )
+        )
+
+
+# --- saving and loading ---------------------------------------------------------------------------------------------
+
+
+def test_save_load_round_trip(dsclap_config_factory, batch, tmp_path: Path) -> None:
+    model = tiny_model(dsclap_config_factory).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert not list(tmp_path.glob("*.bin"))
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is DsclapModel
+    with torch.no_grad():
+        before, after = model(**batch), reloaded(**batch)
+    torch.testing.assert_close(after.logits_per_audio, before.logits_per_audio, atol=0, rtol=0)
+    torch.testing.assert_close(after.loss, before.loss, atol=0, rtol=0)
+
+
+def test_missing_logit_scale_is_initialised_to_log_inverse_temperature(
+    dsclap_checkpoint: Path, tmp_path: Path
+) -> None:
+    for name in os.listdir(dsclap_checkpoint):
+        (tmp_path / name).write_bytes((dsclap_checkpoint / name).read_bytes())
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    weights.pop("logit_scale")
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    model = DsclapModel.from_pretrained(tmp_path)
+    assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07), abs=1e-6)
+
+
+def test_from_audio_text_pretrained_keeps_encoder_weights(dsclap_config_factory, tmp_path: Path) -> None:
+    config = dsclap_config_factory()
+    torch.manual_seed(0)
+    Wav2Vec2Model(config.audio_config).save_pretrained(tmp_path / "audio")
+    # A BERT checkpoint with its [CLS] pooler, which DSCLAP does not use and must not build.
+    BertModel(config.text_config).save_pretrained(tmp_path / "text")
+    model = DsclapModel.from_audio_text_pretrained(
+        str(tmp_path / "audio"), str(tmp_path / "text"), projection_dim=8, text_attn_implementation="eager"
+    )
+    assert model.config.projection_dim == 8 and model.text_projection.out_features == 8
+    assert model.text_model.config._attn_implementation == "eager"
+    assert model.text_model.pooler is None
+    audio_weights = load_file(str(tmp_path / "audio" / "model.safetensors"))
+    for name, value in model.audio_model.state_dict().items():
+        torch.testing.assert_close(value, audio_weights[name], atol=0, rtol=0)
+    text_weights = load_file(str(tmp_path / "text" / "model.safetensors"))
+    text_state = model.text_model.state_dict()
+    encoder_keys = [name for name in text_weights if not name.startswith("pooler.")]
+    assert encoder_keys and set(encoder_keys) <= set(text_state)
+    for name in encoder_keys:
+        torch.testing.assert_close(text_state[name], text_weights[name], atol=0, rtol=0)
+    assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07), abs=1e-6)
+
+
+def test_auto_classes_resolve_dsclap(dsclap_checkpoint: Path) -> None:
+    assert type(AutoConfig.from_pretrained(dsclap_checkpoint)) is DsclapConfig
+    assert type(AutoModel.from_pretrained(dsclap_checkpoint)) is DsclapModel
+    classifier = AutoModelForSequenceClassification.from_pretrained(dsclap_checkpoint, num_labels=3)
+    assert type(classifier) is DsclapForSequenceClassification
+    auto_map = json.loads((dsclap_checkpoint / "config.json").read_text())["auto_map"]
+    assert auto_map == {
+        "AutoConfig": "configuration_dsclap.DsclapConfig",
+        "AutoModel": "modeling_dsclap.DsclapModel",
+    }
+
+
+TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    sys.modules["audiolang"] = None  # the package may be installed in this environment: make it unimportable
+    try:
+        import audiolang
+        raise SystemExit("audiolang is importable")
+    except ImportError:
+        pass
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoProcessor
+    folder = sys.argv[1]
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    inputs = processor(audio=[torch.linspace(-1, 1, 6000).sin().numpy()], text=["navigate home"], sampling_rate=16000,
+                       return_tensors="pt")
+    with torch.no_grad():
+        out = model(**inputs)
+    print(json.dumps({
+        "classes": [type(config).__module__, type(model).__module__, type(processor).__module__,
+                    type(processor.feature_extractor).__module__],
+        "loaded": sorted(name for name in sys.modules if name.startswith("audiolang")),
+        "logit": out.logits_per_audio.item(),
+    }))
+    """
+)
+
+
+def test_trust_remote_code_loads_where_audiolang_is_not_importable(
+    dsclap_checkpoint: Path, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
+    result = subprocess.run(
+        [sys.executable, "-c", TRUST_REMOTE_CODE_SCRIPT, str(dsclap_checkpoint)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(module.startswith("transformers_modules.") for module in report["classes"]), report["classes"]
+    assert report["loaded"] == ["audiolang"]  # only the blocking `None` entry: nothing came from the package
+
+    model = DsclapModel.from_pretrained(dsclap_checkpoint).eval()
+    processor = DsclapProcessor.from_pretrained(dsclap_checkpoint)
+    inputs = processor(
+        audio=[torch.linspace(-1, 1, 6000).sin().numpy()],
+        text=["navigate home"],
+        sampling_rate=16_000,
+        return_tensors="pt",
+    )
+    with torch.no_grad():
+        assert report["logit"] == pytest.approx(model(**inputs).logits_per_audio.item(), abs=1e-5)
+
+
+def test_zero_shot_audio_classification_pipeline(dsclap_checkpoint: Path, dsclap_waveforms) -> None:
+    classifier = pipeline("zero-shot-audio-classification", model=str(dsclap_checkpoint))
+    clip = dsclap_waveforms(7000, seed=3)[0]
+    labels = ["music", "window", "weather"]
+    result = classifier(clip, candidate_labels=labels, hypothesis_template="open the {}")
+    assert sorted(item["label"] for item in result) == sorted(labels)
+    scores = [item["score"] for item in result]
+    assert scores == sorted(scores, reverse=True) and sum(scores) == pytest.approx(1.0, abs=1e-5)
+
+    # The same numbers as scoring the clip against the prompts by hand.
+    model = DsclapModel.from_pretrained(dsclap_checkpoint).eval()
+    processor = DsclapProcessor.from_pretrained(dsclap_checkpoint)
+    audio = processor(audio=[clip], sampling_rate=16_000, return_tensors="pt")
+    text = processor.tokenizer([f"open the {label}" for label in labels], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**audio, **text).logits_per_audio[0].softmax(-1)
+    expected = {label: prob.item() for label, prob in zip(labels, probs, strict=True)}
+    assert {item["label"]: item["score"] for item in result} == pytest.approx(expected, abs=1e-5)
+
+
+# --- sequence classification ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_labels", [2, 15])
+def test_sequence_classification_single_label(dsclap_config_factory, batch, num_labels: int) -> None:
+    torch.manual_seed(0)
+    model = DsclapForSequenceClassification(dsclap_config_factory(num_labels=num_labels)).train()
+    labels = torch.tensor([0, 1, 1, 0])
+    out = model(**batch, labels=labels)
+    assert out.logits.shape == (4, num_labels)
+    assert model.config.problem_type == "single_label_classification"
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels))
+    fused = torch.cat([out.audio_model_output.pooler_output, out.text_model_output.pooler_output], dim=-1)
+    torch.testing.assert_close(out.logits, model.classifier(fused))
+    out.loss.backward()
+    assert all(param.grad is not None for param in model.parameters())
+
+
+def test_sequence_classification_multi_label(dsclap_config_factory, batch) -> None:
+    torch.manual_seed(0)
+    model = DsclapForSequenceClassification(dsclap_config_factory(num_labels=3))
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    out = model(**batch, labels=labels)
+    assert model.config.problem_type == "multi_label_classification"
+    torch.testing.assert_close(
+        out.loss, torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels)
+    )
+
+
+def test_sequence_classification_loads_pretrained_encoders_and_freezes(
+    dsclap_checkpoint: Path, batch
+) -> None:
+    pretrained = DsclapModel.from_pretrained(dsclap_checkpoint)
+    model = DsclapForSequenceClassification.from_pretrained(
+        dsclap_checkpoint, num_labels=2, freeze_audio_encoder=True
+    ).train()
+    for name, value in pretrained.state_dict().items():
+        if name.startswith(("audio_model.", "text_model.")):
+            torch.testing.assert_close(model.state_dict()[name], value, atol=0, rtol=0)
+    assert not any(
+        name.startswith(("audio_projection", "text_projection", "logit_scale")) for name in model.state_dict()
+    )
+
+    model(**batch, labels=torch.tensor([0, 1, 1, 0])).loss.backward()
+    assert all(param.grad is None and not param.requires_grad for param in model.audio_model.parameters())
+    assert all(param.grad is not None for param in model.text_model.parameters())
+    assert model.classifier.weight.grad is not None
+
+
+# --- Trainer ----------------------------------------------------------------------------------------------------------
+
+
+def test_trainer_trains_and_evaluates_without_labels(dsclap_config_factory, batch, tmp_path: Path) -> None:
+    # `return_loss` defaults to True, so Trainer computes the contrastive loss without a `labels` column; the raw
+    # `text` column is not a `forward` argument and must be dropped rather than passed on.
+    columns = {key: value.tolist() for key, value in batch.items()}
+    dataset = datasets.Dataset.from_dict({**columns, "text": TEXTS}).with_format("torch")
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        per_device_eval_batch_size=4,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+    )
+    trainer = Trainer(
+        model=tiny_model(dsclap_config_factory), args=args, train_dataset=dataset, eval_dataset=dataset
+    )
+    assert trainer.can_return_loss and trainer.label_names == [] and not trainer.model_accepts_loss_kwargs
+    assert trainer.train().training_loss > 0
+    assert trainer.evaluate()["eval_loss"] > 0
