@@ -35,7 +35,37 @@ DSCLAP_PRESETS: dict[str, dict[str, Any]] = {
         "text_config": {"model_type": "bert", **_PAPER_TEXT_CONFIG},
         "projection_dim": 512,
     },
-    # A 1M-parameter model (nearly all of it the token embedding) for CPU tests and the demo. It keeps wav2vec2's
+    # The demo's CPU-trainable model (~0.9M-parameter audio encoder): wav2vec2's real strides and layer-norm
+    # convolutions as in "tiny", wide enough to learn words from a few thousand clips. 32 convolution channels:
+    # 64 cost 1.7x the step time on 2 CPU cores for little gain at this data size. The text side is usually
+    # replaced by a pretrained encoder (run_pretrain.py's default: all-MiniLM-L6-v2).
+    "small": {
+        "audio_config": {
+            "model_type": "wav2vec2",
+            "hidden_size": 128,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "intermediate_size": 512,
+            "conv_dim": [32, 32, 32, 32, 32, 32, 32],
+            "feat_extract_norm": "layer",
+            "conv_bias": True,
+            "num_conv_pos_embeddings": 32,
+            "num_conv_pos_embedding_groups": 8,
+            "layerdrop": 0.0,
+            "mask_time_prob": 0.0,
+        },
+        "text_config": {
+            "model_type": "bert",
+            "vocab_size": 30522,
+            "hidden_size": 128,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "intermediate_size": 512,
+            "max_position_embeddings": 128,
+        },
+        "projection_dim": 128,
+    },
+    # A 1M-parameter model (nearly all of it the token embedding) for CPU tests. It keeps wav2vec2's
     # real convolution strides (one frame per 20 ms) and BERT's uncased vocabulary size, so it runs on the same
     # inputs as the paper preset.
     "tiny": {
@@ -174,7 +204,7 @@ class DsclapConfig(PreTrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "DsclapConfig":
-        """Build the config of a named architecture from `DSCLAP_PRESETS` (`"paper"` or `"tiny"`).
+        """Build the config of a named architecture from `DSCLAP_PRESETS` (`"paper"`, `"small"` or `"tiny"`).
 
         `overrides` replace top-level fields; an `audio_config` / `text_config` dict is *merged* into the preset's,
         e.g. `DsclapConfig.from_preset("tiny", audio_config={"hidden_dropout": 0.0}, num_hard_negatives=4)`.

@@ -8,7 +8,10 @@ For each preset, on one random padded batch (clips of 60-100 % of `--seconds`, t
   the sum of the pooled states as a dummy loss), i.e. what any audio+text model built on them pays;
 - `ratio`: the median over rounds of their quotient, the overhead of the DSCLAP head and loss (goal <= 1.15);
   `cpu_ratio` is the same from this process's CPU time, which a busy machine disturbs less;
-- `audio_seconds_per_second`: real (unpadded) audio seconds in the batch / `dsclap_step_s`.
+- `audio_seconds_per_second`: real (unpadded) audio seconds in the batch / `dsclap_step_s`;
+- `padding_waste`: the share of padded samples in the audio batches of one epoch over the real clip lengths of a
+  built corpus (`--corpus_dir`, its `pretrain` split), with random batches vs transformers' `LengthGroupedSampler`
+  (what `--train_sampling_strategy group_by_length` uses in the run scripts).
 
 The two kinds of step alternate (ABBA order), after `--warmup` unmeasured rounds, so that drifts in machine load hit
 both; `load_average_1min` records how busy the machine was.
@@ -128,20 +131,69 @@ def measure(
     }
 
 
+def padding_waste(lengths: list[int], batch_size: int, grouped: bool, seed: int = 0) -> float:
+    """Padded share of the audio samples of one epoch's batches (each batch padded to its longest clip)."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    generator = torch.Generator().manual_seed(seed)
+    if grouped:
+        order = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))
+    else:
+        order = torch.randperm(len(lengths), generator=generator).tolist()
+    real = padded = 0
+    for start in range(0, len(order), batch_size):
+        batch = [lengths[i] for i in order[start : start + batch_size]]
+        real += sum(batch)
+        padded += max(batch) * len(batch)
+    return 1.0 - real / padded
+
+
+def corpus_lengths(corpus_dir: str | None) -> tuple[list[int], str]:
+    """Clip lengths (samples) of a built corpus' pretrain split; the tiny corpus is built if none is given."""
+    import tempfile
+
+    from audiolang.data import build_corpus, load_corpus
+
+    if corpus_dir and Path(corpus_dir).exists():
+        split = load_corpus(corpus_dir)["pretrain"]
+        source = corpus_dir
+    else:
+        split = build_corpus("tiny", output_dir=Path(tempfile.mkdtemp()) / "tiny", progress=False)["pretrain"]
+        source = "tiny corpus"
+    return [round(d * SAMPLING_RATE) for d in split["duration"]], source
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
+    parser.add_argument("--presets", nargs="+", default=["tiny", "paper"], choices=["tiny", "small", "paper"])
     parser.add_argument("--tiny_batch_size", type=int, default=32)
     parser.add_argument("--paper_batch_size", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=3.0, help="longest clip of the batch")
     parser.add_argument("--text_tokens", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--corpus_dir", default="out/corpus-default-seed0", help="corpus for the padding measurement"
+    )
     args = parser.parse_args()
     recorder = Recorder("bench_dsclap")
-    batch_sizes = {"tiny": args.tiny_batch_size, "paper": args.paper_batch_size}
+    lengths, source = corpus_lengths(args.corpus_dir)
+    for grouped in (False, True):
+        recorder.record(
+            metric="padding_waste",
+            sampler="group_by_length" if grouped else "random",
+            value=round(padding_waste(lengths, args.tiny_batch_size, grouped), 4),
+            batch_size=args.tiny_batch_size,
+            clips=len(lengths),
+            corpus=source,
+        )
+    batch_sizes = {
+        "tiny": args.tiny_batch_size,
+        "small": args.tiny_batch_size,
+        "paper": args.paper_batch_size,
+    }
     for preset in args.presets:
         result = measure(
             preset, batch_sizes[preset], args.seconds, args.text_tokens, args.warmup, args.repeats

@@ -30,6 +30,9 @@ import run_pretrain  # noqa: E402
 from run_build_corpus import format_statistics  # noqa: E402
 
 logger = logging.getLogger("run_demo")
+# The audio tower starts from random weights and needs a high rate; the pretrained text tower (all-MiniLM-L6-v2)
+# is wrecked by it within steps, so it gets the DSCLAP paper's 2e-5 (see audiolang/training/trainer.py).
+LEARNING_RATES = ["--learning_rate", "1e-3", "--text_encoder_learning_rate", "2e-5"]
 
 
 @dataclass
@@ -63,6 +66,8 @@ def _common(args: DemoArguments, output_dir: Path, epochs: float) -> list[str]:
         "--logging_steps",
         "20",
         "--disable_tqdm",
+        "false",
+        "--dataloader_pin_memory",
         "false",
         "--train_sampling_strategy",
         "group_by_length",
@@ -109,10 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             str(corpus),
             "--save_initial_model",
             str(initial),
-            "--learning_rate",
-            "1e-4",
+            *LEARNING_RATES,
             "--warmup_steps",
-            "20",
+            "30",
             *_common(args, pretrained, args.pretrain_epochs),
         ]
     )
@@ -132,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     str(corpus),
                     "--text_source",
                     "asr",
-                    "--learning_rate",
-                    "1e-4",
+                    *LEARNING_RATES,
                     "--warmup_steps",
                     "10",
                     "--save_model",

@@ -22,13 +22,20 @@ from pathlib import Path
 
 import transformers
 from datasets import DatasetDict, load_from_disk
-from transformers import AutoProcessor, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import DsclapForSequenceClassification
 from audiolang.data import build_corpus
 from audiolang.hub import Result, write_model_card
 from audiolang.metrics import make_compute_metrics
-from audiolang.training import TASKS, DataCollatorForAudioText, add_length_column, few_shot, task_dataset
+from audiolang.training import (
+    TASKS,
+    DataCollatorForAudioText,
+    ModuleLearningRateTrainer,
+    add_length_column,
+    few_shot,
+    task_dataset,
+)
 
 logger = logging.getLogger("run_finetune")
 MODEL_CLASSES = {"dsclap": DsclapForSequenceClassification}
@@ -42,6 +49,12 @@ class FinetuneArguments:
     text_source: str = field(default="asr", metadata={"help": "asr (the asr_text column) or manual (text)"})
     train_size: int | None = field(
         default=None, metadata={"help": "few-shot: a seeded subset of N training rows"}
+    )
+    text_encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the text tower (default: --learning_rate)"}
+    )
+    audio_encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the audio tower (default: --learning_rate)"}
     )
     freeze_audio_encoder: bool = field(default=False)
     freeze_text_encoder: bool = field(default=False)
@@ -110,13 +123,15 @@ def main(argv: list[str] | None = None) -> dict:
         text_column=TEXT_COLUMNS[args.text_source],
         label_column="labels",
     )
-    trainer = Trainer(
+    rates = {"text_model.": args.text_encoder_learning_rate, "audio_model.": args.audio_encoder_learning_rate}
+    trainer = ModuleLearningRateTrainer(
         model=model,
         args=training_args,
         train_dataset=splits[args.train_split],
         eval_dataset=splits[args.validation_split],
         data_collator=collator,
         compute_metrics=make_compute_metrics(args.task),
+        module_learning_rates={k: v for k, v in rates.items() if v is not None},
     )
     trainer.train()
     test = trainer.evaluate(splits[args.test_split], metric_key_prefix="test")

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import transformers
 from datasets import Dataset, DatasetDict, load_from_disk
-from transformers import AutoModel, AutoTokenizer, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import AutoModel, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import DsclapConfig, DsclapModel, DsclapProcessor
 from audiolang.data import build_corpus
 from audiolang.hub import write_model_card
 from audiolang.training import (
     DataCollatorForAudioText,
+    ModuleLearningRateTrainer,
     add_length_column,
     drop_empty_transcripts,
     embed_dataset,
@@ -67,6 +68,16 @@ class ModelArguments:
     )
     contrastive_weight: float | None = field(default=None, metadata={"help": "lambda of Eq. 8"})
     matching_weight: float | None = field(default=None, metadata={"help": "gamma of Eq. 8"})
+    text_encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "learning rate of the text tower (default: --learning_rate); a pretrained tower wants "
+            "a gentler rate than a randomly initialised audio tower"
+        },
+    )
+    audio_encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "learning rate of the audio tower (default: --learning_rate)"}
+    )
     save_initial_model: str | None = field(
         default=None,
         metadata={"help": "also save the model as initialised (the no-pre-training baseline) here"},
@@ -169,8 +180,17 @@ def main(argv: list[str] | None = None) -> dict:
     collator = DataCollatorForAudioText(
         processor, audio_column=data_args.audio_column, text_column=data_args.text_column
     )
-    trainer = Trainer(
-        model=model, args=training_args, train_dataset=train, eval_dataset=valid, data_collator=collator
+    rates = {
+        "text_model.": model_args.text_encoder_learning_rate,
+        "audio_model.": model_args.audio_encoder_learning_rate,
+    }
+    trainer = ModuleLearningRateTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=valid,
+        data_collator=collator,
+        module_learning_rates={k: v for k, v in rates.items() if v is not None},
     )
     train_result = trainer.train()
     results: dict = {

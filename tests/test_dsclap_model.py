@@ -70,7 +70,7 @@ def test_presets_have_the_papers_shapes() -> None:
     assert (paper.max_text_length, paper.max_audio_samples) == (16, 80_000)
     assert (paper.contrastive_weight, paper.matching_weight) == (0.5, 0.5)
     assert paper.logit_scale_init_value == pytest.approx(1 / 0.07)
-    assert set(DSCLAP_PRESETS) == {"paper", "tiny"}
+    assert set(DSCLAP_PRESETS) == {"paper", "small", "tiny"}
     assert DsclapConfig().to_dict() == paper.to_dict()
 
 

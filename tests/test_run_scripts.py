@@ -168,3 +168,41 @@ def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):
             check=False,
         )
         assert proc.returncode != 0 and message in proc.stderr
+
+
+@pytest.mark.slow
+def test_pretrain_under_torchrun_two_cpu_processes(corpus, tmp_path):
+    """torchrun --nproc_per_node 2 on CPU: gloo, DDP, negatives gathered across both processes."""
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(SCRIPTS / "run_pretrain.py"),
+            "--preset",
+            "tiny",
+            "--dataset_path",
+            str(corpus),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "2",
+            "--max_train_samples",
+            "32",
+            "--ddp_backend",
+            "gloo",
+            *COMMON,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "pretrain_results.json").read_text())
+    assert results["train_loss"] > 0
+    assert AutoModel.from_pretrained(out) is not None

