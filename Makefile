@@ -26,3 +26,4 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/bench_corpus.py
+	$(PY) benchmarks/bench_dsclap.py --presets tiny small paper

@@ -39,11 +39,18 @@ def main() -> None:
         dataset = build_corpus(config=config, output_dir=out, num_workers=workers, progress=False)
         elapsed = time.perf_counter() - start
         n = config.num_utterances
-        rec.record(metric="build_utterances_per_second", value=round(n / elapsed, 2), utterances=n,
-                   seconds=round(elapsed, 1), workers=workers)
+        rec.record(
+            metric="build_utterances_per_second",
+            value=round(n / elapsed, 2),
+            utterances=n,
+            seconds=round(elapsed, 1),
+            workers=workers,
+        )
 
         # ASR alone, one process, on the audio just built (same domain LM the build used).
-        asr = PocketSphinxASR(lm_path=out / "asr_lm" / "domain.arpa", dict_path=out / "asr_lm" / "domain.dict")
+        asr = PocketSphinxASR(
+            lm_path=out / "asr_lm" / "domain.arpa", dict_path=out / "asr_lm" / "domain.dict"
+        )
         ds = dataset["test"]
         audios = [ex["audio"].get_all_samples().data.numpy()[0] for ex in ds]
         asr.transcribe(audios[:1], 16_000)  # warm-up: decoder start-up is not per-utterance cost
@@ -51,8 +58,13 @@ def main() -> None:
         asr.transcribe(audios, 16_000)
         wall = time.perf_counter() - start
         audio_s = float(np.sum([a.size for a in audios])) / 16_000
-        rec.record(metric="asr_realtime_factor", backend="pocketsphinx+domain-lm", value=round(audio_s / wall, 2),
-                   unit="audio seconds per wall second (one core)", audio_seconds=round(audio_s, 1))
+        rec.record(
+            metric="asr_realtime_factor",
+            backend="pocketsphinx+domain-lm",
+            value=round(audio_s / wall, 2),
+            unit="audio seconds per wall second (one core)",
+            audio_seconds=round(audio_s, 1),
+        )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,8 @@ class DemoArguments:
     output_dir: str = field(default="out", metadata={"help": "where the corpus, models and results go"})
     seed: int = field(default=0)
     model_preset: str = field(default="small", metadata={"help": "DSCLAP architecture preset"})
-    pretrain_epochs: float = field(default=4.0)
-    finetune_epochs: float = field(default=4.0)
+    pretrain_epochs: float = field(default=3.0)
+    finetune_epochs: float = field(default=3.0)
     batch_size: int = field(default=32)
     tasks: str = field(default="directed,intent")
 

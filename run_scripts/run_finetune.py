@@ -102,9 +102,9 @@ def main(argv: list[str] | None = None) -> dict:
             {s: splits[s] for s in (args.train_split, args.validation_split, args.test_split)}
         )
         splits, label_names = task_dataset(splits, args.task)
-        splits[args.train_split] = add_length_column(
-            few_shot(splits[args.train_split], args.train_size, training_args.seed)
-        )
+        splits[args.train_split] = few_shot(splits[args.train_split], args.train_size, training_args.seed)
+        # group_by_length groups evaluation batches too, so every split needs its lengths.
+        splits = DatasetDict({name: add_length_column(split) for name, split in splits.items()})
 
     regression = label_names is None
     model = MODEL_CLASSES[args.model_type].from_pretrained(

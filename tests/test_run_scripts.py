@@ -132,6 +132,8 @@ def test_finetune_from_pretrained(pretrained, corpus, tmp_path):
         str(tmp_path / "ft"),
         "--freeze_audio_encoder",
         "true",
+        "--train_sampling_strategy",
+        "group_by_length",
         *COMMON,
     )
     results = json.loads((tmp_path / "ft" / "finetune_results.json").read_text())
