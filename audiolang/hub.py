@@ -87,6 +87,9 @@ def write_model_card(
             task_name=r.task,
             dataset_type=r.dataset_id,
             dataset_name=r.dataset,
+            # The Hub groups model-index results by task type and dataset, not by task name: naming the
+            # dataset configuration after the task keeps each task's metrics apart.
+            dataset_config=r.task,
             dataset_split=r.split,
             metric_type=r.metric,
             metric_name=r.metric,
