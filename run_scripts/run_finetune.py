@@ -20,7 +20,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import transformers
 from datasets import DatasetDict, load_from_disk
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
 
@@ -33,6 +32,7 @@ from audiolang.training import (
     DataCollatorForAudioText,
     ModuleLearningRateTrainer,
     add_length_column,
+    configure_logging,
     few_shot,
     task_dataset,
 )
@@ -79,11 +79,7 @@ NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epo
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
     args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(
-        level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    transformers.utils.logging.set_verbosity_warning()
+    configure_logging(training_args.process_index)
     if args.model_type not in MODEL_CLASSES:
         raise ValueError(
             f"--model_type {args.model_type!r} has no fine-tuning yet; choose one of {sorted(MODEL_CLASSES)}"

