@@ -20,11 +20,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import DatasetDict, load_from_disk
+from datasets import DatasetDict
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import DsclapForSequenceClassification
-from audiolang.data import build_corpus
 from audiolang.hub import Result, write_model_card
 from audiolang.metrics import make_compute_metrics
 from audiolang.training import (
@@ -34,6 +33,7 @@ from audiolang.training import (
     add_length_column,
     configure_logging,
     few_shot,
+    load_splits,
     task_dataset,
 )
 
@@ -90,10 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     training_args.remove_unused_columns = False
 
     with training_args.main_process_first(desc="dataset preparation"):
-        if args.dataset_path:
-            splits = load_from_disk(args.dataset_path)
-        else:
-            splits = build_corpus(args.corpus_preset, output_dir=args.corpus_dir, seed=args.corpus_seed)
+        splits = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
         splits = DatasetDict(
             {s: splits[s] for s in (args.train_split, args.validation_split, args.test_split)}
         )
@@ -127,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
         eval_dataset=splits[args.validation_split],
         data_collator=collator,
         compute_metrics=make_compute_metrics(args.task),
-        module_learning_rates={k: v for k, v in rates.items() if v is not None},
+        module_learning_rates=rates,
     )
     trainer.train()
     test = trainer.evaluate(splits[args.test_split], metric_key_prefix="test")

@@ -24,11 +24,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import DsclapConfig, DsclapModel, DsclapProcessor
-from audiolang.data import build_corpus
 from audiolang.hub import write_model_card
 from audiolang.training import (
     DataCollatorForAudioText,
@@ -38,6 +37,7 @@ from audiolang.training import (
     drop_empty_transcripts,
     embed_dataset,
     ensure_transcripts,
+    load_splits,
     resolve_text_encoder,
     retrieval_metrics,
 )
@@ -109,13 +109,6 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None)
 
 
-def load_splits(args: DataArguments) -> DatasetDict:
-    if args.dataset_path is not None:
-        data = load_from_disk(args.dataset_path)
-        return data if isinstance(data, DatasetDict) else DatasetDict({args.train_split: data})
-    return build_corpus(args.corpus_preset, output_dir=args.corpus_dir, seed=args.corpus_seed)
-
-
 def build_dsclap(model_args: ModelArguments) -> tuple[DsclapModel, DsclapProcessor]:
     """A DSCLAP model and processor: preset architecture, pretrained encoders where given."""
     overrides = {
@@ -124,12 +117,9 @@ def build_dsclap(model_args: ModelArguments) -> tuple[DsclapModel, DsclapProcess
         if getattr(model_args, k) is not None
     }
     text_path = resolve_text_encoder(model_args.text_model_name_or_path)
-    if text_path is None:
-        raise ValueError("a tokenizer is needed: pass --text_model_name_or_path (a BERT-like checkpoint)")
-    text_model = audio_model = None
-    if text_path is not None:
-        text_model = AutoModel.from_pretrained(text_path, add_pooling_layer=False)
-        overrides["text_config"] = text_model.config.to_dict()
+    text_model = AutoModel.from_pretrained(text_path, add_pooling_layer=False)
+    overrides["text_config"] = text_model.config.to_dict()
+    audio_model = None
     if model_args.audio_model_name_or_path is not None:
         audio_model = AutoModel.from_pretrained(model_args.audio_model_name_or_path)
         overrides["audio_config"] = audio_model.config.to_dict()
@@ -152,7 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
     training_args.remove_unused_columns = False
 
     with training_args.main_process_first(desc="dataset preparation"):
-        splits = load_splits(data_args)
+        splits = load_splits(
+            data_args.dataset_path,
+            data_args.corpus_preset,
+            data_args.corpus_dir,
+            data_args.corpus_seed,
+            single_split_name=data_args.train_split,
+        )
         if data_args.train_split not in splits:
             raise ValueError(f"split {data_args.train_split!r} not in the dataset (has {list(splits)})")
 
@@ -186,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_dataset=train,
         eval_dataset=valid,
         data_collator=collator,
-        module_learning_rates={k: v for k, v in rates.items() if v is not None},
+        module_learning_rates=rates,
     )
     train_result = trainer.train()
     results: dict = {

@@ -177,3 +177,16 @@ def test_module_learning_rates_reach_the_optimizer(tmp_path):
     assert len(lr_of) == sum(p.requires_grad for p in model.parameters())  # every trainable parameter, once
     plain = ModuleLearningRateTrainer(model=model, args=args).create_optimizer()
     assert {g["lr"] for g in plain.param_groups} == {1e-3}
+    unset = ModuleLearningRateTrainer(model=model, args=args, module_learning_rates={"text_model.": None})
+    assert {g["lr"] for g in unset.create_optimizer().param_groups} == {
+        1e-3
+    }  # an unset option: the default rate
+
+
+def test_load_splits_names_a_lone_dataset(tmp_path):
+    from audiolang.training import load_splits
+
+    corpus_like()["train"].save_to_disk(str(tmp_path / "lone"))
+    corpus_like().save_to_disk(str(tmp_path / "dict"))
+    assert list(load_splits(str(tmp_path / "lone"), single_split_name="pretrain")) == ["pretrain"]
+    assert list(load_splits(str(tmp_path / "dict"))) == ["train"]

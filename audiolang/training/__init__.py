@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from .collators import DataCollatorForAudioText
-from .data import TASKS, add_length_column, drop_empty_transcripts, ensure_transcripts, few_shot, task_dataset
+from .data import (
+    TASKS,
+    add_length_column,
+    drop_empty_transcripts,
+    ensure_transcripts,
+    few_shot,
+    load_splits,
+    task_dataset,
+)
 from .evaluation import embed_dataset, retrieval_metrics
 from .trainer import ModuleLearningRateTrainer
 
@@ -47,6 +55,7 @@ __all__ = [
     "embed_dataset",
     "ensure_transcripts",
     "few_shot",
+    "load_splits",
     "resolve_text_encoder",
     "retrieval_metrics",
     "task_dataset",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from datasets import ClassLabel, Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict, load_from_disk
 
 from ..data.asr import load_asr, transcribe_dataset
 
@@ -21,6 +21,23 @@ TASKS: dict[str, str] = {
     "valence": "valence",
     "speaker": "speaker_id",
 }
+
+
+def load_splits(
+    dataset_path: str | None,
+    corpus_preset: str = "default",
+    corpus_dir: str | None = None,
+    corpus_seed: int = 0,
+    single_split_name: str = "train",
+) -> DatasetDict:
+    """The run scripts' data: a ``load_from_disk`` folder (a lone ``Dataset`` becomes ``single_split_name``),
+    or, without a path, the embedded corpus (built, or loaded from its cache)."""
+    if dataset_path:
+        data = load_from_disk(dataset_path)
+        return data if isinstance(data, DatasetDict) else DatasetDict({single_split_name: data})
+    from ..data import build_corpus
+
+    return build_corpus(corpus_preset, output_dir=corpus_dir, seed=corpus_seed)
 
 
 def ensure_transcripts(

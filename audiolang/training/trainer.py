@@ -17,17 +17,18 @@ from transformers import Trainer
 
 class ModuleLearningRateTrainer(Trainer):
     """``transformers.Trainer`` whose optimizer gives the parameters under given module prefixes their own
-    learning rate (e.g. ``{"text_model.": 2e-5}``); every other parameter uses ``args.learning_rate``.
+    learning rate (e.g. ``{"text_model.": 2e-5}``); every other parameter uses ``args.learning_rate``, and so
+    do prefixes whose rate is None (an unset command-line option).
 
     Weight decay follows Trainer's own rule (no decay for biases and norms); the scheduler scales every
     group alike. Without ``module_learning_rates`` it is exactly ``Trainer``.
     """
 
     def __init__(
-        self, *args: Any, module_learning_rates: dict[str, float] | None = None, **kwargs: Any
+        self, *args: Any, module_learning_rates: dict[str, float | None] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.module_learning_rates = dict(module_learning_rates or {})
+        self.module_learning_rates = {k: v for k, v in (module_learning_rates or {}).items() if v is not None}
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
         if self.optimizer is not None or not self.module_learning_rates:
