@@ -36,14 +36,19 @@ from .configuration_dsclap import DSCLAP_PRESETS, DsclapConfig  # noqa: E402
 from .feature_extraction_dsclap import DsclapFeatureExtractor  # noqa: E402
 from .losses import (  # noqa: E402
     DsclapLossOutput,
+    TurboLossOutput,
     distributed_rank_and_world_size,
     dsclap_loss,
     gather_with_grad,
+    global_info_nce,
     hard_negative_indices,
     hard_negative_matching_loss,
     info_nce,
     info_nce_from_logits,
+    masked_l1_loss,
+    orthogonality_loss,
     symmetric_info_nce,
+    turbo_loss,
 )
 from .modeling_dsclap import (  # noqa: E402
     DsclapForSequenceClassification,
@@ -72,16 +77,50 @@ __all__ += [
     "DsclapPreTrainedModel",
     "DsclapProcessor",
     "DsclapSequenceClassifierOutput",
+    "TurboLossOutput",
     "check_batch_sizes",
     "distributed_rank_and_world_size",
     "dsclap_loss",
     "gather_with_grad",
+    "global_info_nce",
     "hard_negative_indices",
     "hard_negative_matching_loss",
     "info_nce",
     "info_nce_from_logits",
+    "masked_l1_loss",
     "masked_mean_pool",
+    "orthogonality_loss",
     "symmetric_info_nce",
+    "turbo_loss",
     "validate_raw_audio",
     "validate_sampling_rate",
+]
+
+# --- turbo ---
+from .configuration_turbo import TURBO_OBJECTIVES, TURBO_PRESETS, TurboConfig  # noqa: E402
+from .modeling_turbo import (  # noqa: E402
+    TurboForSequenceClassification,
+    TurboModel,
+    TurboOutput,
+    TurboPreTrainedModel,
+    TurboSequenceClassifierOutput,
+)
+from .processing_turbo import TurboProcessor  # noqa: E402
+
+AutoConfig.register(TurboConfig.model_type, TurboConfig, exist_ok=True)
+AutoModel.register(TurboConfig, TurboModel, exist_ok=True)
+AutoModelForSequenceClassification.register(TurboConfig, TurboForSequenceClassification, exist_ok=True)
+AutoFeatureExtractor.register(TurboConfig, DsclapFeatureExtractor, exist_ok=True)
+AutoProcessor.register(TurboConfig, TurboProcessor, exist_ok=True)
+
+__all__ += [
+    "TURBO_OBJECTIVES",
+    "TURBO_PRESETS",
+    "TurboConfig",
+    "TurboForSequenceClassification",
+    "TurboModel",
+    "TurboOutput",
+    "TurboPreTrainedModel",
+    "TurboProcessor",
+    "TurboSequenceClassifierOutput",
 ]

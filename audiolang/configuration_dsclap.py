@@ -101,6 +101,26 @@ DSCLAP_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def merge_preset(
+    presets: dict[str, dict[str, Any]],
+    name: str,
+    family: str,
+    sub_config_names: Any,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments of preset `name` with `overrides` applied; dict overrides of the sub-configs named in
+    `sub_config_names` are merged into the preset's sub-config instead of replacing it."""
+    if name not in presets:
+        raise ValueError(f"Unknown {family} preset {name!r}; choose one of {sorted(presets)}.")
+    kwargs = copy.deepcopy(presets[name])
+    for key, value in overrides.items():
+        if key in sub_config_names and isinstance(value, dict):
+            kwargs[key].update(value)
+        else:
+            kwargs[key] = value
+    return kwargs
+
+
 @strict
 class DsclapConfig(PreTrainedConfig):
     r"""Configuration of a DSCLAP dual encoder: any transformers audio encoder + any text encoder, mean pooling,
@@ -152,6 +172,9 @@ class DsclapConfig(PreTrainedConfig):
     """
 
     model_type = "dsclap"
+    # Trainer's predictions keep logits and embeddings; the encoder states would be padded and concatenated across
+    # the whole evaluation set for nothing.
+    keys_to_ignore_at_inference = ["text_model_output", "audio_model_output"]
     sub_configs_defaults = {
         "audio_config": SubConfigSpec(
             config_class=AutoConfig, model_type="wav2vec2", init_kwargs=_PAPER_AUDIO_CONFIG
@@ -209,15 +232,7 @@ class DsclapConfig(PreTrainedConfig):
         `overrides` replace top-level fields; an `audio_config` / `text_config` dict is *merged* into the preset's,
         e.g. `DsclapConfig.from_preset("tiny", audio_config={"hidden_dropout": 0.0}, num_hard_negatives=4)`.
         """
-        if name not in DSCLAP_PRESETS:
-            raise ValueError(f"Unknown DSCLAP preset {name!r}; choose one of {sorted(DSCLAP_PRESETS)}.")
-        kwargs = copy.deepcopy(DSCLAP_PRESETS[name])
-        for key, value in overrides.items():
-            if key in cls.sub_configs_defaults and isinstance(value, dict):
-                kwargs[key].update(value)
-            else:
-                kwargs[key] = value
-        return cls(**kwargs)
+        return cls(**merge_preset(DSCLAP_PRESETS, name, "DSCLAP", cls.sub_configs_defaults, overrides))
 
 
 # Makes `save_pretrained` write an `auto_map` and copy this module next to the checkpoint, so that it loads with

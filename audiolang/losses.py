@@ -11,6 +11,9 @@ Building blocks, from generic to DSCLAP-specific:
   logits are `local x global` instead of `global x global`, and the targets are offset by `rank * local_batch`).
 - `hard_negative_indices` / `hard_negative_matching_loss`: DSCLAP's language-audio matching (Eq. 6-7).
 - `dsclap_loss`: Eq. 8, `lambda * (L_a + L_t) + gamma * (L_a* + L_t*)`, returned with its parts for logging.
+- `turbo_loss`: Turbo's Eq. 4, two in-modal and four cross-modal InfoNCE terms over two dropout views.
+- `masked_l1_loss`: reconstruction error on masked positions only (CTAL's MCAM, lrat's denoising).
+- `orthogonality_loss`: `|cos(a, b)|` averaged over rows (CTAL's orthogonal fusion regulariser).
 
 Why the local loss is exact: with equal local batches, the global mean loss is the mean of the per-process local
 losses, and the backward of the gathering all-gather sums, on each process, the gradients that every process's loss
@@ -33,14 +36,19 @@ import torch.nn.functional as F
 
 __all__ = [
     "DsclapLossOutput",
+    "TurboLossOutput",
     "distributed_rank_and_world_size",
     "dsclap_loss",
     "gather_with_grad",
+    "global_info_nce",
     "hard_negative_indices",
     "hard_negative_matching_loss",
     "info_nce",
     "info_nce_from_logits",
+    "masked_l1_loss",
+    "orthogonality_loss",
     "symmetric_info_nce",
+    "turbo_loss",
 ]
 
 
@@ -101,12 +109,7 @@ def symmetric_info_nce(
     Returns `(loss_a_to_b, loss_b_to_a)`: `embeds_a` rows as queries against all `embeds_b` rows of the global
     batch, and the reverse. Two views of one modality (in-modal contrast) work the same way as audio/text.
     """
-    _check_paired(embeds_a, embeds_b)
-    rank, _ = distributed_rank_and_world_size()
-    offset = rank * embeds_a.shape[0]
-    loss_a = info_nce(embeds_a, gather_with_grad(embeds_b), scale, offset)
-    loss_b = info_nce(embeds_b, gather_with_grad(embeds_a), scale, offset)
-    return loss_a, loss_b
+    return global_info_nce(embeds_a, embeds_b, scale), global_info_nce(embeds_b, embeds_a, scale)
 
 
 def hard_negative_indices(
@@ -224,6 +227,100 @@ def dsclap_loss(
         audio_matching_loss=audio_matching,
         text_matching_loss=text_matching,
     )
+
+
+def global_info_nce(query: torch.Tensor, keys: torch.Tensor, scale: torch.Tensor | float) -> torch.Tensor:
+    """One-direction InfoNCE of this process's `query` rows against the `keys` of the whole global batch.
+
+    Row `i` of `query` has its positive in row `i` of `keys` (both local, `(local_batch, dim)`); the negatives are
+    every other key of every process, gathered with gradients.
+    """
+    _check_paired(query, keys)
+    rank, _ = distributed_rank_and_world_size()
+    return info_nce(query, gather_with_grad(keys), scale, rank * query.shape[0])
+
+
+@dataclass
+class TurboLossOutput:
+    """Turbo's self-supervised objective (Eq. 4) and its six InfoNCE terms, each a scalar tensor.
+
+    `cross_loss_ij` contrasts audio of pass `i` (queries) with text of pass `j` (keys).
+    """
+
+    loss: torch.Tensor
+    audio_in_modal_loss: torch.Tensor
+    text_in_modal_loss: torch.Tensor
+    cross_loss_11: torch.Tensor
+    cross_loss_12: torch.Tensor
+    cross_loss_21: torch.Tensor
+    cross_loss_22: torch.Tensor
+
+
+def turbo_loss(
+    audio_embeds_1: torch.Tensor,
+    text_embeds_1: torch.Tensor,
+    audio_embeds_2: torch.Tensor,
+    text_embeds_2: torch.Tensor,
+    scale: torch.Tensor | float,
+) -> TurboLossOutput:
+    """`l_in^a + l_in^t + l_cross^{1,1} + l_cross^{1,2} + l_cross^{2,1} + l_cross^{2,2}` (Turbo Eq. 2-4).
+
+    Args:
+        audio_embeds_1, text_embeds_1: `(local_batch, dim)` L2-normalised joint-space embeddings of the first
+            forward pass; row `i` of every argument comes from the same audio-text pair.
+        audio_embeds_2, text_embeds_2: the same rows from the second pass (other dropout masks).
+        scale: `1 / temperature`.
+
+    Each term is one-directional as in the paper's Eq. 2-3 and Listing 1: the first view's rows are the queries,
+    the second view's rows (all of them, across processes) the keys. In-modal terms contrast pass 1 with pass 2
+    of one modality; cross-modal term `(i, j)` contrasts audio of pass `i` with text of pass `j`.
+    """
+    audio_in = global_info_nce(audio_embeds_1, audio_embeds_2, scale)
+    text_in = global_info_nce(text_embeds_1, text_embeds_2, scale)
+    cross_11 = global_info_nce(audio_embeds_1, text_embeds_1, scale)
+    cross_12 = global_info_nce(audio_embeds_1, text_embeds_2, scale)
+    cross_21 = global_info_nce(audio_embeds_2, text_embeds_1, scale)
+    cross_22 = global_info_nce(audio_embeds_2, text_embeds_2, scale)
+    return TurboLossOutput(
+        loss=audio_in + text_in + cross_11 + cross_12 + cross_21 + cross_22,
+        audio_in_modal_loss=audio_in,
+        text_in_modal_loss=text_in,
+        cross_loss_11=cross_11,
+        cross_loss_12=cross_12,
+        cross_loss_21=cross_21,
+        cross_loss_22=cross_22,
+    )
+
+
+def masked_l1_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over the positions where `mask` is true, and only those.
+
+    Args:
+        predictions, targets: `(batch, length, dim)` (or any shape whose leading dims match `mask`).
+        mask: `(batch, length)` boolean, true on the positions to reconstruct (masked frames); padding and
+            unmasked positions contribute nothing.
+
+    Returns the mean over masked elements (positions x feature dims), 0 (with a gradient path) when nothing is
+    masked, so a batch without any masked frame does not produce NaN.
+    """
+    if predictions.shape != targets.shape:
+        raise ValueError(f"`predictions` {tuple(predictions.shape)} and `targets` {tuple(targets.shape)} differ.")
+    if mask.shape != predictions.shape[: mask.ndim]:
+        raise ValueError(
+            f"`mask` {tuple(mask.shape)} must match the leading dims of `predictions` {tuple(predictions.shape)}."
+        )
+    mask = mask.bool()
+    selected = (predictions - targets).abs()[mask]
+    if selected.numel() == 0:
+        return predictions.sum() * 0.0
+    return selected.mean()
+
+
+def orthogonality_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """`|cos(a_i, b_i)|` averaged over the rows of two `(batch, dim)` tensors (CTAL's L_Orth, one term)."""
+    if a.shape != b.shape:
+        raise ValueError(f"`a` {tuple(a.shape)} and `b` {tuple(b.shape)} must have the same shape.")
+    return F.cosine_similarity(a, b, dim=-1, eps=eps).abs().mean()
 
 
 def _check_paired(embeds_a: torch.Tensor, embeds_b: torch.Tensor) -> None:

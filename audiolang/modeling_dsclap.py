@@ -11,7 +11,6 @@ pipeline runs on a DSCLAP checkpoint unchanged: the forward accepts every key a 
 padding mask is called `audio_attention_mask` so that it does not collide with the text `attention_mask`.
 """
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -19,15 +18,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_dsclap import DsclapConfig
+from .dual_encoder import DualEncoderMixin, text_encoder_kwargs
 from .losses import dsclap_loss
-from .pooling import masked_mean_pool
 
 logger = logging.get_logger(__name__)
 
@@ -108,19 +107,7 @@ class DsclapSequenceClassifierOutput(ModelOutput):
         return tuple(value.to_tuple() if isinstance(value, ModelOutput) else value for value in self.values())
 
 
-def _text_encoder_kwargs(config: PreTrainedConfig) -> dict[str, Any]:
-    """`add_pooling_layer=False` for text encoders that have a pooler (BERT, RoBERTa, ...).
-
-    DSCLAP mean-pools the last hidden states, so a `[CLS]` pooler would be dead weight that never gets a gradient,
-    which DistributedDataParallel rejects unless `find_unused_parameters` is on.
-    """
-    model_class = AutoModel._model_mapping[type(config)]
-    if "add_pooling_layer" in inspect.signature(model_class.__init__).parameters:
-        return {"add_pooling_layer": False}
-    return {}
-
-
-class DsclapPreTrainedModel(PreTrainedModel):
+class DsclapPreTrainedModel(DualEncoderMixin, PreTrainedModel):
     """Weight initialisation, encoder construction and pooling shared by the DSCLAP models.
 
     Subclasses hold the encoders as `audio_model` and `text_model`, so that a `DsclapModel` checkpoint loads into
@@ -144,95 +131,6 @@ class DsclapPreTrainedModel(PreTrainedModel):
         super()._init_weights(module)
         if isinstance(module, DsclapModel):
             init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
-
-    def _build_encoders(
-        self, config: DsclapConfig, audio_model: PreTrainedModel | None, text_model: PreTrainedModel | None
-    ) -> None:
-        if audio_model is None:
-            audio_model = AutoModel.from_config(config.audio_config)
-        if text_model is None:
-            text_model = AutoModel.from_config(config.text_config, **_text_encoder_kwargs(config.text_config))
-        if audio_model.main_input_name != "input_values" or not hasattr(
-            audio_model, "_get_feature_vector_attention_mask"
-        ):
-            raise ValueError(
-                f"`audio_config` is a {config.audio_config.model_type!r} encoder ({type(audio_model).__name__}), "
-                "but DSCLAP needs a raw-waveform encoder that takes `input_values` and maps sample masks to frame "
-                "masks (wav2vec2, hubert, wavlm, data2vec-audio, ...)."
-            )
-        # The encoders share the composite config's sub-configs, so that later changes (attention implementation,
-        # output flags) reach them, as in VisionTextDualEncoderModel.
-        config.audio_config._attn_implementation = audio_model.config._attn_implementation
-        config.text_config._attn_implementation = text_model.config._attn_implementation
-        audio_model.config = config.audio_config
-        text_model.config = config.text_config
-        self.audio_model = audio_model
-        self.text_model = text_model
-
-    def _encode_audio(
-        self,
-        input_values: torch.Tensor | None,
-        audio_attention_mask: torch.Tensor | None,
-        output_attentions: bool | None,
-        output_hidden_states: bool | None,
-    ) -> BaseModelOutputWithPooling:
-        """Run the audio encoder and mean-pool its last hidden states over the real frames.
-
-        The sample mask from the feature extractor becomes a frame mask through the encoder's own
-        `_get_feature_vector_attention_mask` (the convolution arithmetic of wav2vec2-style feature encoders).
-        """
-        if input_values is None:
-            raise ValueError("`input_values` is required: pass the processor's audio output.")
-        outputs = self.audio_model(
-            input_values=input_values,
-            attention_mask=audio_attention_mask,
-            **_output_flags(output_attentions, output_hidden_states),
-        )
-        hidden_states = outputs.last_hidden_state
-        frame_mask = None
-        if audio_attention_mask is not None:
-            frame_mask = self.audio_model._get_feature_vector_attention_mask(
-                hidden_states.shape[1], audio_attention_mask
-            )
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden_states,
-            pooler_output=masked_mean_pool(hidden_states, frame_mask),
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-
-    def _encode_text(
-        self,
-        input_ids: torch.Tensor | None,
-        attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None,
-        position_ids: torch.Tensor | None,
-        output_attentions: bool | None,
-        output_hidden_states: bool | None,
-    ) -> BaseModelOutputWithPooling:
-        """Run the text encoder and mean-pool its last hidden states over the real tokens."""
-        if input_ids is None:
-            raise ValueError("`input_ids` is required: pass the processor's (or tokenizer's) text output.")
-        # Only forwarded when given: encoders such as DistilBERT take neither argument.
-        optional = {"token_type_ids": token_type_ids, "position_ids": position_ids}
-        outputs = self.text_model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            **{name: value for name, value in optional.items() if value is not None},
-            **_output_flags(output_attentions, output_hidden_states),
-        )
-        hidden_states = outputs.last_hidden_state
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden_states,
-            pooler_output=masked_mean_pool(hidden_states, attention_mask),
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
-
-
-def _output_flags(output_attentions: bool | None, output_hidden_states: bool | None) -> dict[str, bool]:
-    flags = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
-    return {name: value for name, value in flags.items() if value is not None}
 
 
 class DsclapModel(DsclapPreTrainedModel):
@@ -429,7 +327,7 @@ class DsclapModel(DsclapPreTrainedModel):
         audio_model = AutoModel.from_pretrained(audio_model_name_or_path, **audio_kwargs)
         text_config = text_kwargs.pop("config", None) or AutoConfig.from_pretrained(text_model_name_or_path)
         text_model = AutoModel.from_pretrained(
-            text_model_name_or_path, config=text_config, **_text_encoder_kwargs(text_config), **text_kwargs
+            text_model_name_or_path, config=text_config, **text_encoder_kwargs(text_config), **text_kwargs
         )
         config = DsclapConfig.from_audio_text_configs(audio_model.config, text_model.config, **kwargs)
         model = cls(config, audio_model=audio_model, text_model=text_model)
@@ -494,10 +392,6 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         )  # `output_loading_info=True` returns a tuple
         model._apply_encoder_freezing()
         return loaded
-
-    def _apply_encoder_freezing(self) -> None:
-        self.audio_model.requires_grad_(not self.config.freeze_audio_encoder)
-        self.text_model.requires_grad_(not self.config.freeze_text_encoder)
 
     @can_return_tuple
     def forward(

@@ -7,7 +7,6 @@ from transformers.processing_utils import ProcessorMixin
 from transformers.utils import TensorType
 
 from .audio_utils import check_batch_sizes
-from .configuration_dsclap import DsclapConfig
 from .feature_extraction_dsclap import DsclapFeatureExtractor
 
 __all__ = ["DsclapProcessor"]
@@ -54,8 +53,9 @@ class DsclapProcessor(ProcessorMixin):
         super().__init__(feature_extractor, tokenizer)
 
     @classmethod
-    def from_config(cls, config: DsclapConfig, tokenizer: PreTrainedTokenizerBase) -> "DsclapProcessor":
-        """A processor with the limits of `config`: `max_audio_samples` for audio, `max_text_length` for text."""
+    def from_config(cls, config: Any, tokenizer: PreTrainedTokenizerBase) -> "DsclapProcessor":
+        """A processor with the limits of `config` (a `DsclapConfig`, or any config with `max_audio_samples` and
+        `max_text_length`, e.g. a `TurboConfig`)."""
         feature_extractor = DsclapFeatureExtractor(max_audio_samples=config.max_audio_samples)
         return cls(feature_extractor, tokenizer, max_text_length=config.max_text_length)
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -70,3 +75,54 @@ def dsclap_checkpoint(
     DsclapModel(config).save_pretrained(folder)
     DsclapProcessor.from_config(config, dsclap_tokenizer).save_pretrained(folder)
     return folder
+
+
+TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    sys.modules["audiolang"] = None  # the package may be installed in this environment: make it unimportable
+    try:
+        import audiolang
+        raise SystemExit("audiolang is importable")
+    except ImportError:
+        pass
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoProcessor
+    folder = sys.argv[1]
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    inputs = processor(audio=[torch.linspace(-1, 1, 6000).sin().numpy()], text=["navigate home"], sampling_rate=16000,
+                       return_tensors="pt")
+    with torch.no_grad():
+        out = model(**inputs)
+    print(json.dumps({
+        "classes": [type(config).__module__, type(model).__module__, type(processor).__module__,
+                    type(processor.feature_extractor).__module__],
+        "loaded": sorted(name for name in sys.modules if name.startswith("audiolang")),
+        "logit": out.logits_per_audio.item(),
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="session")
+def load_without_audiolang() -> Callable[[Path, Path], dict]:
+    """`load(folder, workdir)`: load a saved audio-text checkpoint with `trust_remote_code=True` in a subprocess where
+    `audiolang` cannot be imported, score one clip against one text, and report the classes' modules and the logit."""
+
+    def load(folder: Path, workdir: Path) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(HF_HOME=str(workdir / "hf_home"), HF_HUB_OFFLINE="1")
+        result = subprocess.run(
+            [sys.executable, "-c", TRUST_REMOTE_CODE_SCRIPT, str(folder)],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return load

@@ -1,4 +1,5 @@
-"""audiolang.losses: InfoNCE, hard-negative matching and the DSCLAP objective, checked by hand and across processes."""
+"""audiolang.losses: InfoNCE, hard-negative matching, the DSCLAP and Turbo objectives, checked by hand and across
+processes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from audiolang import (
     info_nce,
     info_nce_from_logits,
     symmetric_info_nce,
+    turbo_loss,
 )
 
 
@@ -218,6 +220,22 @@ def _functional_problem(inputs: dict[str, torch.Tensor], rows: slice) -> dict[st
     }
 
 
+def _turbo_problem(inputs: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+    """Two noisy views (standing in for two dropout passes) of linear projections, trained with `turbo_loss`."""
+    w_audio = inputs["w_audio"].clone().requires_grad_()
+    w_text = inputs["w_text"].clone().requires_grad_()
+    views = [
+        (
+            F.normalize((inputs["x_audio"][rows] + inputs[f"noise_audio{v}"][rows]) @ w_audio, dim=-1),
+            F.normalize((inputs["x_text"][rows] + inputs[f"noise_text{v}"][rows]) @ w_text, dim=-1),
+        )
+        for v in (1, 2)
+    ]
+    out = turbo_loss(views[0][0], views[0][1], views[1][0], views[1][1], scale=20.0)
+    out.loss.backward()
+    return {"loss": out.loss.detach(), "grad.w_audio": w_audio.grad, "grad.w_text": w_text.grad}
+
+
 def _model_problem(checkpoint: str, inputs: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
     """One training step of a `DsclapModel` on `rows` of the global batch; returns loss and every gradient."""
     model = DsclapModel.from_pretrained(checkpoint).train()
@@ -239,6 +257,7 @@ def _distributed_worker(rank: int, port: int, folder: str) -> None:
         local = GLOBAL_BATCH // WORLD_SIZE
         rows = slice(rank * local, (rank + 1) * local)
         save_file(_functional_problem(inputs, rows), f"{folder}/functional_rank{rank}.safetensors")
+        save_file(_turbo_problem(inputs, rows), f"{folder}/turbo_rank{rank}.safetensors")
         save_file(_model_problem(f"{folder}/model", inputs, rows), f"{folder}/model_rank{rank}.safetensors")
     finally:
         dist.destroy_process_group()
@@ -265,6 +284,8 @@ def distributed_run(tmp_path_factory: pytest.TempPathFactory, dsclap_config_fact
         "w_audio": torch.randn(5, 3, generator=generator),
         "w_text": torch.randn(4, 3, generator=generator),
         "logit_scale": torch.tensor(math.log(1 / 0.07)),
+        **{f"noise_audio{v}": 0.3 * torch.randn(GLOBAL_BATCH, 5, generator=generator) for v in (1, 2)},
+        **{f"noise_text{v}": 0.3 * torch.randn(GLOBAL_BATCH, 4, generator=generator) for v in (1, 2)},
         "input_values": torch.randn(GLOBAL_BATCH, AUDIO_SAMPLES, generator=generator) * audio_mask,
         "audio_attention_mask": audio_mask,
         "input_ids": torch.randint(5, 40, (GLOBAL_BATCH, 7), generator=generator) * text_mask,
@@ -294,6 +315,11 @@ def test_two_processes_match_one_process_functional(distributed_run: Path) -> No
     single = _functional_problem(inputs, slice(None))
     assert single["matching"].item() > 0
     _assert_ranks_match_single_process(distributed_run, "functional", single)
+
+
+def test_two_processes_match_one_process_turbo(distributed_run: Path) -> None:
+    inputs = load_file(str(distributed_run / "inputs.safetensors"))
+    _assert_ranks_match_single_process(distributed_run, "turbo", _turbo_problem(inputs, slice(None)))
 
 
 def test_two_processes_match_one_process_model(distributed_run: Path) -> None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import datasets
@@ -346,50 +343,10 @@ def test_auto_classes_resolve_dsclap(dsclap_checkpoint: Path) -> None:
     }
 
 
-TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
-    """
-    import importlib.util, json, sys
-    sys.modules["audiolang"] = None  # the package may be installed in this environment: make it unimportable
-    try:
-        import audiolang
-        raise SystemExit("audiolang is importable")
-    except ImportError:
-        pass
-    import torch
-    from transformers import AutoConfig, AutoModel, AutoProcessor
-    folder = sys.argv[1]
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
-    model = AutoModel.from_pretrained(folder, trust_remote_code=True).eval()
-    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    inputs = processor(audio=[torch.linspace(-1, 1, 6000).sin().numpy()], text=["navigate home"], sampling_rate=16000,
-                       return_tensors="pt")
-    with torch.no_grad():
-        out = model(**inputs)
-    print(json.dumps({
-        "classes": [type(config).__module__, type(model).__module__, type(processor).__module__,
-                    type(processor.feature_extractor).__module__],
-        "loaded": sorted(name for name in sys.modules if name.startswith("audiolang")),
-        "logit": out.logits_per_audio.item(),
-    }))
-    """
-)
-
-
 def test_trust_remote_code_loads_where_audiolang_is_not_importable(
-    dsclap_checkpoint: Path, tmp_path: Path
+    dsclap_checkpoint: Path, tmp_path: Path, load_without_audiolang
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    result = subprocess.run(
-        [sys.executable, "-c", TRUST_REMOTE_CODE_SCRIPT, str(dsclap_checkpoint)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = load_without_audiolang(dsclap_checkpoint, tmp_path)
     assert all(module.startswith("transformers_modules.") for module in report["classes"]), report["classes"]
     assert report["loaded"] == ["audiolang"]  # only the blocking `None` entry: nothing came from the package
 
