@@ -16,10 +16,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-FAMILY_TITLES = {"dsclap": "DSCLAP"}
+FAMILY_TITLES = {"dsclap": "DSCLAP", "turbo": "Turbo"}
 PIPELINE_TAGS = {
     "DsclapModel": "zero-shot-audio-classification",
     "DsclapForSequenceClassification": "audio-classification",
+    "TurboModel": "zero-shot-audio-classification",
+    "TurboForSequenceClassification": "audio-classification",
 }
 DEFAULT_LIMITATIONS = (
     "Trained on the data named above only. The embedded corpus is synthetic (espeak-ng, flite and festival voices "
@@ -75,7 +77,8 @@ def write_model_card(
 ) -> ModelCard:
     """Render ``folder/README.md`` for a saved model of ``family`` and return the card.
 
-    The folder must hold a ``config.json`` (the card reads the architecture from it).
+    The folder must hold a ``config.json`` (the card reads the architecture from it; templates see it as
+    ``config``).
     """
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
@@ -121,6 +124,7 @@ def write_model_card(
         audio_encoder=config.get("audio_config", {}).get("model_type", "an audio encoder"),
         text_encoder=config.get("text_config", {}).get("model_type", "a text encoder"),
         projection_dim=config.get("projection_dim", "?"),
+        config=config,
         model_description=description,
         training_details=training,
         results_table=_results_table(results),

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from datasets import Dataset, load_from_disk
 from huggingface_hub import ModelCard
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor
 
@@ -146,11 +148,98 @@ def test_finetune_from_pretrained(pretrained, corpus, tmp_path):
     assert {r.metric_type for r in card.data.eval_results} >= {"accuracy", "frr"}
 
 
+def test_finetune_turbo_from_a_dsclap_folder(pretrained, corpus, tmp_path):
+    """Turbo fine-tuning starts from DSCLAP's encoders and reports alignment/uniformity of the test embeddings."""
+    out, _ = pretrained
+    run(
+        "run_finetune.py",
+        "--model_type",
+        "turbo",
+        "--objective",
+        "turbo",
+        "--model_name_or_path",
+        str(out),
+        "--task",
+        "emotion",
+        "--dataset_path",
+        str(corpus),
+        "--train_size",
+        "16",
+        "--max_steps",
+        "2",
+        "--output_dir",
+        str(tmp_path / "turbo"),
+        *COMMON,
+    )
+    results = json.loads((tmp_path / "turbo" / "finetune_results.json").read_text())
+    assert results["objective"] == "turbo" and results["model_type"] == "turbo"
+    for key in ("test_wa", "test_ua"):
+        assert 0.0 <= results[key] <= 1.0
+    assert 0.0 <= results["test_alignment"] <= 4.0 and results["test_uniformity_audio"] <= 0.0
+    embeddings = np.load(tmp_path / "turbo" / "test_embeddings.npz")
+    assert embeddings["audio"].shape == embeddings["text"].shape
+    assert len(embeddings["labels"]) == results["test_size"]
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "turbo")
+    assert type(model).__name__ == "TurboForSequenceClassification"
+    assert type(AutoProcessor.from_pretrained(tmp_path / "turbo")).__name__ == "TurboProcessor"
+
+
+def test_finetune_k_fold_cross_validation(pretrained, corpus, tmp_path):
+    out, _ = pretrained
+    run(
+        "run_finetune.py",
+        "--model_type",
+        "turbo",
+        "--objective",
+        "vanilla",
+        "--model_name_or_path",
+        str(out),
+        "--task",
+        "directed",
+        "--dataset_path",
+        str(corpus),
+        "--num_folds",
+        "3",
+        "--max_steps",
+        "1",
+        "--output_dir",
+        str(tmp_path / "cv"),
+        *COMMON,
+    )
+    results = json.loads((tmp_path / "cv" / "finetune_results.json").read_text())
+    folds = results["folds"]
+    assert len(folds) == 3
+    pooled = sum(load_from_disk(str(corpus))[s].num_rows for s in ("train", "validation", "test"))
+    assert sum(fold["test_size"] for fold in folds) == pooled  # every row is tested exactly once
+    accuracies = [fold["test_accuracy"] for fold in folds]
+    assert results["test_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert results["test_accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1))
+    assert not (tmp_path / "cv" / "model.safetensors").exists()  # fold models are not kept
+
+
+def test_k_fold_splits_partition_the_pool():
+    sys.path.insert(0, str(SCRIPTS))
+    from run_finetune import k_fold_splits
+
+    pool = Dataset.from_dict({"i": list(range(23))})
+    runs = k_fold_splits(pool, 5, seed=3)
+    tested = sorted(i for run_ in runs for i in run_["test"]["i"])
+    assert tested == list(range(23))
+    for run_ in runs:
+        parts = [set(run_[name]["i"]) for name in ("train", "validation", "test")]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        assert len(parts[0]) + len(parts[1]) + len(parts[2]) == 23
+    assert k_fold_splits(pool, 5, seed=3)[0]["test"]["i"] == runs[0]["test"]["i"]  # seeded
+
+
 def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):
     out, _ = pretrained
     for bad, message in (
         (["--task", "mood"], "unknown task"),
         (["--text_source", "lattice"], "--text_source"),
+        (["--objective", "turbo"], "--model_type turbo only"),
+        (["--model_type", "turbo", "--objective", "simcse"], "--objective"),
+        (["--num_folds", "2"], "--num_folds"),
     ):
         proc = subprocess.run(
             [
