@@ -6,7 +6,7 @@ OUT ?= out
 SEED ?= 0
 PRESET ?= default
 
-.PHONY: setup demo test test-slow lint bench
+.PHONY: setup demo test test-slow lint bench turbo-objectives
 
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
@@ -27,3 +27,10 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_corpus.py
 	$(PY) benchmarks/bench_dsclap.py --presets tiny small paper
+	$(PY) benchmarks/bench_turbo.py --presets tiny small
+
+# Turbo's Table 1 / Fig. 2-3 on the embedded corpus (3 objectives x 3 seeds x 2 tasks; about an hour on 2 cores).
+turbo-objectives: setup
+	$(PY) run_scripts/run_pretrain.py --model_type dsclap --preset small --output_dir $(OUT)/dsclap-init-only \
+		--save_initial_model $(OUT)/dsclap-init --max_steps 1 --report_to none
+	$(PY) benchmarks/turbo_objectives.py --model_name_or_path $(OUT)/dsclap-init --output_dir $(OUT)/turbo-objectives

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,3 +34,37 @@ class Recorder:
         with self.path.open("a") as f:
             f.write(line + "\n")
         return row
+
+
+def timed(step: Callable[[], None]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call of `step`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    step()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def paired_timings(
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int
+) -> dict[str, dict[str, list[float]]]:
+    """Time two steps in alternating (ABBA) order: `{"wall": {name: [s, ...]}, "cpu": {name: [...]}}`.
+
+    Alternating which step goes first cancels the advantage of running right after the other one, and steps of the
+    same round run under the same machine load; `warmup` rounds are run but not recorded.
+    """
+    first, second = steps
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    for round_index in range(warmup + repeats):
+        order = (first, second) if round_index % 2 == 0 else (second, first)
+        elapsed = {name: timed(steps[name]) for name in order}
+        if round_index >= warmup:
+            for name, (wall_time, cpu_time) in elapsed.items():
+                wall[name].append(wall_time)
+                cpu[name].append(cpu_time)
+    return {"wall": wall, "cpu": cpu}
+
+
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """Median of per-round ratios: steps of one round ran under the same load, so this resists load changes (other
+    processes on a shared machine) better than the ratio of the medians."""
+    return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))

@@ -25,14 +25,13 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Recorder  # noqa: E402
+from _common import Recorder, median_ratio, paired_timings  # noqa: E402
 
 from audiolang import DsclapConfig, DsclapModel, masked_mean_pool  # noqa: E402
 
@@ -73,16 +72,6 @@ def bare_encoders_step(model: DsclapModel, batch: dict[str, torch.Tensor]) -> No
     (pooled_audio.sum() + pooled_text.sum()).backward()
 
 
-def timed(
-    step: Callable[[DsclapModel, dict[str, torch.Tensor]], None], model: DsclapModel, batch
-) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one step."""
-    model.zero_grad(set_to_none=True)
-    wall, cpu = time.perf_counter(), time.process_time()
-    step(model, batch)
-    return time.perf_counter() - wall, time.process_time() - cpu
-
-
 def measure(
     preset: str, batch_size: int, seconds: float, text_tokens: int, warmup: int, repeats: int
 ) -> dict:
@@ -90,24 +79,21 @@ def measure(
     config = DsclapConfig.from_preset(preset)
     model = DsclapModel(config).train()
     batch = make_batch(batch_size, seconds, text_tokens, config.text_config.vocab_size, seed=0)
-    steps = {"dsclap": dsclap_step, "bare": bare_encoders_step}
-    wall: dict[str, list[float]] = {"dsclap": [], "bare": []}
-    cpu: dict[str, list[float]] = {"dsclap": [], "bare": []}
-    for round_index in range(warmup + repeats):
-        # Alternating which step goes first cancels the advantage of running right after the other one.
-        order = ("dsclap", "bare") if round_index % 2 == 0 else ("bare", "dsclap")
-        elapsed = {name: timed(steps[name], model, batch) for name in order}
-        if round_index >= warmup:
-            for name, (wall_time, cpu_time) in elapsed.items():
-                wall[name].append(wall_time)
-                cpu[name].append(cpu_time)
+
+    def step(function: Callable[[DsclapModel, dict[str, torch.Tensor]], None]) -> Callable[[], None]:
+        def run() -> None:
+            model.zero_grad(set_to_none=True)
+            function(model, batch)
+
+        return run
+
+    timings = paired_timings({"dsclap": step(dsclap_step), "bare": step(bare_encoders_step)}, warmup, repeats)
+    wall, cpu = timings["wall"], timings["cpu"]
     dsclap_median = statistics.median(wall["dsclap"])
     bare_median = statistics.median(wall["bare"])
-    # Steps of the same round ran under the same machine load: the median of their ratios resists load changes
-    # (other processes on a shared machine) better than the ratio of the medians. CPU time, which excludes the time
-    # spent waiting for a core, is steadier still on a busy machine.
-    ratio = statistics.median(d / b for d, b in zip(wall["dsclap"], wall["bare"], strict=True))
-    cpu_ratio = statistics.median(d / b for d, b in zip(cpu["dsclap"], cpu["bare"], strict=True))
+    # CPU time, which excludes the time spent waiting for a core, is steadier than wall time on a busy machine.
+    ratio = median_ratio(wall["dsclap"], wall["bare"])
+    cpu_ratio = median_ratio(cpu["dsclap"], cpu["bare"])
     audio_seconds = batch["audio_attention_mask"].sum().item() / SAMPLING_RATE
     return {
         "preset": preset,

@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""Turbo's Table 1 and Fig. 2-3 on the embedded corpus: vanilla vs +CL_cross vs Turbo, over seeds.
+
+For every task (default: emotion, directed), objective (vanilla, cross, turbo) and seed, fine-tunes
+`--model_name_or_path` with `run_scripts/run_finetune.py --model_type turbo` (the same encoders, data, schedule and
+seed for the three objectives), then:
+
+- prints and writes one JSON line per run and one per (task, objective) with the mean and sample standard deviation
+  across seeds to `benchmarks/results/turbo_objectives.jsonl` (emotion: WA/UA; directed: ACC/EER; both: alignment
+  and uniformity of the L2-normalised test embeddings, Turbo's Listing 2);
+- draws the alignment-uniformity plot (Fig. 2) and the 2-D density of audio embeddings (Fig. 3) with
+  `benchmarks/plot_turbo.py`.
+
+Runs whose `finetune_results.json` exists are reused, so an interrupted sweep resumes where it stopped.
+
+    python benchmarks/turbo_objectives.py --model_name_or_path out/dsclap-init --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "run_scripts"))
+from _common import Recorder  # noqa: E402
+
+TASK_METRICS = {
+    "emotion": ("test_wa", "test_ua"),
+    "directed": ("test_accuracy", "test_eer"),
+    "intent": ("test_accuracy", "test_macro_f1"),
+}
+EMBEDDING_METRICS = ("test_alignment", "test_uniformity_audio", "test_uniformity_text")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model_name_or_path", default="out/dsclap-init", help="a DSCLAP or Turbo folder")
+    parser.add_argument("--tasks", nargs="+", default=["emotion", "directed"], choices=sorted(TASK_METRICS))
+    parser.add_argument("--objectives", nargs="+", default=["vanilla", "cross", "turbo"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--output_dir", default="out/turbo-objectives")
+    parser.add_argument(
+        "--corpus_dir", default=None, help="a built corpus folder (default: the corpus cache)"
+    )
+    parser.add_argument("--corpus_preset", default="default")
+    parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--text_encoder_learning_rate", type=float, default=2e-5)
+    parser.add_argument("--name", default="turbo_objectives", help="results file name")
+    return parser.parse_args(argv)
+
+
+def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> dict:
+    out = Path(args.output_dir) / task / objective / f"seed-{seed}"
+    results_file = out / "finetune_results.json"
+    if results_file.is_file():
+        return json.loads(results_file.read_text())
+    from run_finetune import main as run_finetune
+
+    argv = [
+        "--model_type", "turbo",
+        "--objective", objective,
+        "--model_name_or_path", args.model_name_or_path,
+        "--task", task,
+        "--corpus_preset", args.corpus_preset,
+        "--output_dir", str(out),
+        "--seed", str(seed),
+        "--num_train_epochs", str(args.epochs),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--per_device_eval_batch_size", str(args.batch_size),
+        "--learning_rate", str(args.learning_rate),
+        "--text_encoder_learning_rate", str(args.text_encoder_learning_rate),
+        "--warmup_steps", "0.1",
+        "--eval_strategy", "epoch",
+        "--save_strategy", "no",
+        "--train_sampling_strategy", "group_by_length",
+        "--save_model", "false",
+        "--report_to", "none",
+        "--disable_tqdm", "true",
+        "--dataloader_num_workers", "0",
+    ]  # fmt: skip
+    if args.corpus_dir:
+        argv += ["--corpus_dir", args.corpus_dir]
+    return run_finetune(argv)
+
+
+def summarise(rows: list[dict], keys: tuple[str, ...]) -> dict:
+    summary = {}
+    for key in keys:
+        values = [row[key] for row in rows if key in row]
+        if values:
+            summary[key] = statistics.fmean(values)
+            summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    recorder = Recorder(args.name)
+    for task in args.tasks:
+        keys = TASK_METRICS[task] + EMBEDDING_METRICS
+        for objective in args.objectives:
+            rows = []
+            for seed in args.seeds:
+                result = finetune(args, task, objective, seed)
+                rows.append(result)
+                recorder.record(
+                    kind="run",
+                    task=task,
+                    objective=objective,
+                    seed=seed,
+                    model=args.model_name_or_path,
+                    train_size=result["train_size"],
+                    **{key: result[key] for key in keys if key in result},
+                )
+            recorder.record(
+                kind="summary",
+                task=task,
+                objective=objective,
+                seeds=args.seeds,
+                model=args.model_name_or_path,
+                epochs=args.epochs,
+                **summarise(rows, keys),
+            )
+    from plot_turbo import plot
+
+    for path in plot(Path(args.output_dir), recorder.path):
+        print(f"wrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
