@@ -342,3 +342,42 @@ def test_every_evaluate_module_is_tested():
 def test_load_metric_unknown_name_lists_the_available_ones():
     with pytest.raises(ValueError, match="available: equal_error_rate"):
         load_metric("accuracy")
+
+
+# --- speaker verification ----------------------------------------------------------------------------------------
+
+
+def test_trial_pairs_are_every_unordered_pair():
+    from audiolang.metrics import trial_pairs
+
+    first, second, same = trial_pairs(["a", "b", "a", "c"])
+    assert list(zip(first.tolist(), second.tolist(), strict=True)) == [
+        (0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)
+    ]  # fmt: skip
+    assert same.tolist() == [False, True, False, False, False, False]
+
+
+def test_speaker_verification_eer_by_hand():
+    from audiolang.metrics import cosine_scores, speaker_verification_eer, trial_pairs
+
+    # Two speakers on orthogonal axes, one utterance of speaker b leaning towards a: by hand, the cosines are
+    # target (0,1)=1, (2,3)=0.6; non-target (0,2)=(1,2)=0, (0,3)=(1,3)=0.8. Accepting at 0.8 rejects one of
+    # two targets (FNR 1/2) and accepts two of four non-targets (FPR 1/2): the curves cross there, EER = 0.5.
+    embeddings = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.8, 0.6]])
+    speakers = ["a", "a", "b", "b"]
+    first, second, _ = trial_pairs(speakers)
+    np.testing.assert_allclose(cosine_scores(embeddings, first, second), [1.0, 0.0, 0.8, 0.0, 0.8, 0.6])
+    result = speaker_verification_eer(embeddings, speakers)
+    assert result.eer == pytest.approx(0.5)
+    assert (result.target_trials, result.nontarget_trials) == (2, 4)
+    separable = np.array([[1.0, 0.1], [1.0, -0.1], [0.1, 1.0], [-0.1, 1.0]])
+    assert speaker_verification_eer(separable, speakers).eer == 0.0
+
+
+def test_speaker_verification_needs_targets_and_nontargets():
+    from audiolang.metrics import speaker_verification_eer
+
+    with pytest.raises(ValueError, match="two speakers"):
+        speaker_verification_eer(np.eye(3), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="one id per row"):
+        speaker_verification_eer(np.eye(3), ["a", "a"])

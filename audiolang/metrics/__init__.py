@@ -27,6 +27,7 @@ from .classification import (
 )
 from .compute import TASKS, make_compute_metrics
 from .embedding import alignment, uniformity
+from .verification import VerificationResult, cosine_scores, speaker_verification_eer, trial_pairs
 
 if TYPE_CHECKING:
     import evaluate
@@ -60,10 +61,12 @@ __all__ = [
     "EVALUATE_METRICS",
     "TASKS",
     "EqualErrorRate",
+    "VerificationResult",
     "accuracy",
     "alignment",
     "binary_accuracy_from_regression",
     "character_error_rate",
+    "cosine_scores",
     "equal_error_rate",
     "f1",
     "f1_from_regression",
@@ -74,6 +77,8 @@ __all__ = [
     "mae",
     "make_compute_metrics",
     "pearson",
+    "speaker_verification_eer",
+    "trial_pairs",
     "unweighted_accuracy",
     "uniformity",
     "weighted_accuracy",
