@@ -124,3 +124,64 @@ __all__ += [
     "TurboProcessor",
     "TurboSequenceClassifierOutput",
 ]
+
+# --- ctal ---
+from transformers import AutoModelForAudioXVector, AutoModelForPreTraining  # noqa: E402
+
+from .configuration_ctal import CTAL_PRESETS, CtalConfig  # noqa: E402
+from .feature_extraction_ctal import CtalFeatureExtractor  # noqa: E402
+from .layers import (  # noqa: E402
+    AttentionPooling,
+    MultiHeadAttention,
+    ReferredTransformerLayer,
+    TransformerEncoderLayer,
+    key_padding_bias,
+)
+from .modeling_ctal import (  # noqa: E402
+    CtalForPreTraining,
+    CtalForPreTrainingOutput,
+    CtalForSequenceClassification,
+    CtalForXVector,
+    CtalModel,
+    CtalModelOutput,
+    CtalPreTrainedModel,
+    CtalSequenceClassifierOutput,
+    CtalXVectorOutput,
+)
+from .pooling import masked_max_pool  # noqa: E402
+
+AutoConfig.register(CtalConfig.model_type, CtalConfig, exist_ok=True)
+AutoModel.register(CtalConfig, CtalModel, exist_ok=True)
+AutoModelForPreTraining.register(CtalConfig, CtalForPreTraining, exist_ok=True)
+AutoModelForSequenceClassification.register(CtalConfig, CtalForSequenceClassification, exist_ok=True)
+AutoModelForAudioXVector.register(CtalConfig, CtalForXVector, exist_ok=True)
+AutoFeatureExtractor.register(CtalConfig, CtalFeatureExtractor, exist_ok=True)
+
+__all__ += [
+    "AttentionPooling",
+    "CTAL_PRESETS",
+    "CtalConfig",
+    "CtalFeatureExtractor",
+    "CtalForPreTraining",
+    "CtalForPreTrainingOutput",
+    "CtalForSequenceClassification",
+    "CtalForXVector",
+    "CtalModel",
+    "CtalModelOutput",
+    "CtalPreTrainedModel",
+    "CtalSequenceClassifierOutput",
+    "CtalXVectorOutput",
+    "MultiHeadAttention",
+    "ReferredTransformerLayer",
+    "TransformerEncoderLayer",
+    "key_padding_bias",
+    "masked_max_pool",
+]
+
+# --- ctal front end: processor and tokenizer training ---
+from .processing_ctal import CtalProcessor  # noqa: E402
+from .tokenization_ctal import CTAL_SPECIAL_TOKENS, train_ctal_tokenizer  # noqa: E402
+
+__all__ += ["CTAL_SPECIAL_TOKENS", "CtalProcessor", "train_ctal_tokenizer"]
+
+AutoProcessor.register(CtalConfig, CtalProcessor, exist_ok=True)

@@ -16,12 +16,16 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-FAMILY_TITLES = {"dsclap": "DSCLAP", "turbo": "Turbo"}
+FAMILY_TITLES = {"dsclap": "DSCLAP", "turbo": "Turbo", "ctal": "CTAL"}
 PIPELINE_TAGS = {
     "DsclapModel": "zero-shot-audio-classification",
     "DsclapForSequenceClassification": "audio-classification",
     "TurboModel": "zero-shot-audio-classification",
     "TurboForSequenceClassification": "audio-classification",
+    "CtalModel": "feature-extraction",
+    "CtalForPreTraining": "feature-extraction",
+    "CtalForSequenceClassification": "audio-classification",
+    "CtalForXVector": "audio-classification",
 }
 DEFAULT_LIMITATIONS = (
     "Trained on the data named above only. The embedded corpus is synthetic (espeak-ng, flite and festival voices "

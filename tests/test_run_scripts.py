@@ -1,4 +1,5 @@
-"""The run scripts end to end on a tiny corpus: pre-train DSCLAP, fine-tune it, reload with Auto classes."""
+"""The run scripts end to end on a tiny corpus: pre-train DSCLAP and CTAL, fine-tune them (and Turbo), reload with Auto
+classes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import pytest
 import torch
 from datasets import Dataset, load_from_disk
 from huggingface_hub import ModelCard
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor
+from transformers import (
+    AutoModel,
+    AutoModelForAudioXVector,
+    AutoModelForPreTraining,
+    AutoModelForSequenceClassification,
+    AutoProcessor,
+)
 
 import audiolang  # noqa: F401  (registers the families)
 from audiolang.data import build_corpus
@@ -240,6 +247,7 @@ def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):
         (["--objective", "turbo"], "--model_type turbo only"),
         (["--model_type", "turbo", "--objective", "simcse"], "--objective"),
         (["--num_folds", "2"], "--num_folds"),
+        (["--task", "speaker"], "speaker-verification head"),
     ):
         proc = subprocess.run(
             [
@@ -259,6 +267,77 @@ def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):
             check=False,
         )
         assert proc.returncode != 0 and message in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def ctal_pretrained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scripts") / "ctal"
+    init = out.parent / "ctal-init"
+    run(
+        "run_pretrain.py",
+        "--model_type",
+        "ctal",
+        "--preset",
+        "tiny",
+        "--dataset_path",
+        str(corpus),
+        "--output_dir",
+        str(out),
+        "--save_initial_model",
+        str(init),
+        "--max_steps",
+        "2",
+        *COMMON,
+    )
+    return out, init
+
+
+def test_ctal_pretrain_trains_a_tokenizer_and_writes_a_loadable_model(ctal_pretrained):
+    out, init = ctal_pretrained
+    results = json.loads((out / "pretrain_results.json").read_text())
+    assert results["train_loss"] > 0 and results["eval_loss"] > 0
+    model = AutoModelForPreTraining.from_pretrained(out)
+    processor = AutoProcessor.from_pretrained(out)
+    assert type(model).__name__ == "CtalForPreTraining" and type(processor).__name__ == "CtalProcessor"
+    assert model.config.vocab_size == len(processor.tokenizer)
+    assert processor.tokenizer.mask_token_id == model.config.mask_token_id
+    assert ModelCard.load(out / "README.md").data.pipeline_tag == "feature-extraction"
+    before = AutoModelForPreTraining.from_pretrained(init).state_dict()
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("task", ["valence", "speaker"])
+def test_ctal_finetune(ctal_pretrained, corpus, tmp_path, task):
+    out, _ = ctal_pretrained
+    run(
+        "run_finetune.py",
+        "--model_type",
+        "ctal",
+        "--model_name_or_path",
+        str(out),
+        "--task",
+        task,
+        "--dataset_path",
+        str(corpus),
+        "--max_steps",
+        "2",
+        "--output_dir",
+        str(tmp_path / task),
+        *COMMON,
+    )
+    results = json.loads((tmp_path / task / "finetune_results.json").read_text())
+    if task == "valence":
+        assert results["test_mae"] >= 0 and -1 <= results["test_pearson"] <= 1
+        assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path / task)).__name__ == (
+            "CtalForSequenceClassification"
+        )
+    else:
+        unseen = load_from_disk(str(corpus))["speaker_test"]
+        n = unseen.num_rows
+        assert results["test_size"] == n
+        assert results["test_target_trials"] + results["test_nontarget_trials"] == n * (n - 1) // 2
+        assert 0.0 <= results["test_eer"] <= 1.0
+        assert type(AutoModelForAudioXVector.from_pretrained(tmp_path / task)).__name__ == "CtalForXVector"
 
 
 @pytest.mark.slow

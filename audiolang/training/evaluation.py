@@ -1,29 +1,54 @@
-"""Evaluation helpers that need a model and data: audio-text retrieval of a contrastive dual encoder."""
+"""Evaluation helpers that need a model and data: outputs over a dataset, audio-text retrieval."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
+from transformers import BatchFeature
 
 from .collators import DataCollatorForAudioText
 
 
 @torch.no_grad()
+def collect_outputs(
+    model: Any,
+    processor: Any,
+    dataset: Dataset,
+    text_column: str,
+    select: Callable[[Any, BatchFeature], tuple[torch.Tensor, ...]],
+    batch_size: int = 32,
+    audio_column: str = "audio",
+    **model_kwargs: Any,
+) -> tuple[torch.Tensor, ...]:
+    """Run `model` in eval mode over every row of `dataset` (in order) and concatenate what `select(output,
+    batch)` picks from each batch's output, as float32 CPU tensors."""
+    model.eval()
+    collator = DataCollatorForAudioText(processor, audio_column=audio_column, text_column=text_column)
+    parts: list[tuple[torch.Tensor, ...]] = []
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
+        batch = batch.to(model.device)
+        parts.append(tuple(t.float().cpu() for t in select(model(**batch, **model_kwargs), batch)))
+    return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+
 def embed_dataset(
     model: Any, processor: Any, dataset: Dataset, text_column: str, batch_size: int = 32
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """L2-normalised (audio, text) joint embeddings of every row, in order."""
-    model.eval()
-    collator = DataCollatorForAudioText(processor, text_column=text_column)
-    audio, text = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
-        out = model(**batch.to(model.device), return_loss=False)
-        audio.append(out.audio_embeds.float().cpu())
-        text.append(out.text_embeds.float().cpu())
-    return torch.cat(audio), torch.cat(text)
+    """L2-normalised (audio, text) joint embeddings of a contrastive dual encoder for every row, in order."""
+    audio, text = collect_outputs(
+        model,
+        processor,
+        dataset,
+        text_column,
+        lambda out, batch: (out.audio_embeds, out.text_embeds),
+        batch_size,
+        return_loss=False,
+    )
+    return audio, text
 
 
 def retrieval_metrics(
