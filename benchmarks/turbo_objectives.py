@@ -51,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--corpus_preset", default="default")
     parser.add_argument("--epochs", type=float, default=3.0)
+    parser.add_argument("--train_size", type=int, default=None, help="a seeded subset of the training rows")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--text_encoder_learning_rate", type=float, default=2e-5)
@@ -79,7 +80,7 @@ def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> 
         "--learning_rate", str(args.learning_rate),
         "--text_encoder_learning_rate", str(args.text_encoder_learning_rate),
         "--warmup_steps", "0.1",
-        "--eval_strategy", "epoch",
+        "--eval_strategy", "no",
         "--save_strategy", "no",
         "--train_sampling_strategy", "group_by_length",
         "--save_model", "false",
@@ -89,6 +90,8 @@ def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> 
     ]  # fmt: skip
     if args.corpus_dir:
         argv += ["--corpus_dir", args.corpus_dir]
+    if args.train_size:
+        argv += ["--train_size", str(args.train_size)]
     return run_finetune(argv)
 
 
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 seeds=args.seeds,
                 model=args.model_name_or_path,
                 epochs=args.epochs,
+                train_size=rows[0]["train_size"],
                 **summarise(rows, keys),
             )
     from plot_turbo import plot
