@@ -68,3 +68,30 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
     """Median of per-round ratios: steps of one round ran under the same load, so this resists load changes (other
     processes on a shared machine) better than the ratio of the medians."""
     return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
+
+
+def cached_finetune(output_dir: Path, argv: list[str]) -> dict:
+    """`run_scripts/run_finetune.py` with `argv` (plus `--output_dir output_dir`), unless that folder already holds its
+    `finetune_results.json`: sweeps resume where they stopped."""
+    results_file = output_dir / "finetune_results.json"
+    if results_file.is_file():
+        return json.loads(results_file.read_text())
+    import sys
+
+    scripts = str(Path(__file__).resolve().parent.parent / "run_scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    from run_finetune import main as run_finetune
+
+    return run_finetune([*argv, "--output_dir", str(output_dir)])
+
+
+def mean_and_std(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
+    """`key` (mean) and `key_std` (sample standard deviation, 0 for one row) of each key present in the rows."""
+    summary = {}
+    for key in keys:
+        values = [row[key] for row in rows if key in row]
+        if values:
+            summary[key] = statistics.fmean(values)
+            summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return summary

@@ -19,15 +19,12 @@ Runs whose `finetune_results.json` exists are reused, so an interrupted sweep re
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "run_scripts"))
-from _common import Recorder  # noqa: E402
+from _common import Recorder, cached_finetune, mean_and_std  # noqa: E402
 
 TASK_METRICS = {
     "emotion": ("test_wa", "test_ua"),
@@ -60,19 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> dict:
-    out = Path(args.output_dir) / task / objective / f"seed-{seed}"
-    results_file = out / "finetune_results.json"
-    if results_file.is_file():
-        return json.loads(results_file.read_text())
-    from run_finetune import main as run_finetune
-
     argv = [
         "--model_type", "turbo",
         "--objective", objective,
         "--model_name_or_path", args.model_name_or_path,
         "--task", task,
         "--corpus_preset", args.corpus_preset,
-        "--output_dir", str(out),
         "--seed", str(seed),
         "--num_train_epochs", str(args.epochs),
         "--per_device_train_batch_size", str(args.batch_size),
@@ -92,17 +82,7 @@ def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> 
         argv += ["--corpus_dir", args.corpus_dir]
     if args.train_size:
         argv += ["--train_size", str(args.train_size)]
-    return run_finetune(argv)
-
-
-def summarise(rows: list[dict], keys: tuple[str, ...]) -> dict:
-    summary = {}
-    for key in keys:
-        values = [row[key] for row in rows if key in row]
-        if values:
-            summary[key] = statistics.fmean(values)
-            summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    return summary
+    return cached_finetune(Path(args.output_dir) / task / objective / f"seed-{seed}", argv)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -132,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
                 model=args.model_name_or_path,
                 epochs=args.epochs,
                 train_size=rows[0]["train_size"],
-                **summarise(rows, keys),
+                **mean_and_std(rows, keys),
             )
     from plot_turbo import plot
 
