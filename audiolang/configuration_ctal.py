@@ -6,7 +6,7 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from .configuration_dsclap import merge_preset
+from .presets import merge_preset
 
 __all__ = ["CTAL_PRESETS", "CtalConfig"]
 

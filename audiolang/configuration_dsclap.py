@@ -1,11 +1,12 @@
 """DSCLAP model configuration (Liu et al., "DSCLAP: Domain-Specific Contrastive Language-Audio Pre-Training")."""
 
-import copy
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
+
+from .presets import merge_preset
 
 __all__ = ["DSCLAP_PRESETS", "DsclapConfig"]
 
@@ -99,26 +100,6 @@ DSCLAP_PRESETS: dict[str, dict[str, Any]] = {
         "projection_dim": 16,
     },
 }
-
-
-def merge_preset(
-    presets: dict[str, dict[str, Any]],
-    name: str,
-    family: str,
-    sub_config_names: Any,
-    overrides: dict[str, Any],
-) -> dict[str, Any]:
-    """The keyword arguments of preset `name` with `overrides` applied; dict overrides of the sub-configs named in
-    `sub_config_names` are merged into the preset's sub-config instead of replacing it."""
-    if name not in presets:
-        raise ValueError(f"Unknown {family} preset {name!r}; choose one of {sorted(presets)}.")
-    kwargs = copy.deepcopy(presets[name])
-    for key, value in overrides.items():
-        if key in sub_config_names and isinstance(value, dict):
-            kwargs[key].update(value)
-        else:
-            kwargs[key] = value
-    return kwargs
 
 
 @strict

@@ -7,7 +7,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_dsclap import DSCLAP_PRESETS, merge_preset
+from .configuration_dsclap import DSCLAP_PRESETS
+from .presets import merge_preset
 
 __all__ = ["TURBO_OBJECTIVES", "TURBO_PRESETS", "TurboConfig"]
 

@@ -304,7 +304,9 @@ def masked_l1_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch
     masked, so a batch without any masked frame does not produce NaN.
     """
     if predictions.shape != targets.shape:
-        raise ValueError(f"`predictions` {tuple(predictions.shape)} and `targets` {tuple(targets.shape)} differ.")
+        raise ValueError(
+            f"`predictions` {tuple(predictions.shape)} and `targets` {tuple(targets.shape)} differ."
+        )
     if mask.shape != predictions.shape[: mask.ndim]:
         raise ValueError(
             f"`mask` {tuple(mask.shape)} must match the leading dims of `predictions` {tuple(predictions.shape)}."

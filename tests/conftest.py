@@ -107,15 +107,15 @@ TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="session")
-def load_without_audiolang() -> Callable[[Path, Path], dict]:
-    """`load(folder, workdir)`: load a saved audio-text checkpoint with `trust_remote_code=True` in a subprocess where
-    `audiolang` cannot be imported, score one clip against one text, and report the classes' modules and the logit."""
+def run_without_audiolang() -> Callable[..., dict]:
+    """`run(script, *args, workdir=...)`: run a Python `script` in a subprocess where `audiolang` cannot be imported
+    (for `trust_remote_code=True` loading of saved folders), offline, and return the JSON its last line prints."""
 
-    def load(folder: Path, workdir: Path) -> dict:
+    def run(script: str, *args: str | Path, workdir: Path) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(HF_HOME=str(workdir / "hf_home"), HF_HUB_OFFLINE="1")
         result = subprocess.run(
-            [sys.executable, "-c", TRUST_REMOTE_CODE_SCRIPT, str(folder)],
+            [sys.executable, "-c", script, *map(str, args)],
             cwd=workdir,
             env=env,
             capture_output=True,
@@ -125,4 +125,23 @@ def load_without_audiolang() -> Callable[[Path, Path], dict]:
         assert result.returncode == 0, result.stderr[-3000:]
         return json.loads(result.stdout.strip().splitlines()[-1])
 
+    return run
+
+
+@pytest.fixture(scope="session")
+def load_without_audiolang(run_without_audiolang) -> Callable[[Path, Path], dict]:
+    """`load(folder, workdir)`: load a saved audio-text checkpoint with `trust_remote_code=True` where `audiolang`
+    cannot be imported, score one clip against one text, and report the classes' modules and the logit."""
+
+    def load(folder: Path, workdir: Path) -> dict:
+        return run_without_audiolang(TRUST_REMOTE_CODE_SCRIPT, folder, workdir=workdir)
+
     return load
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread() -> None:
+    """Tests run on tiny tensors, two pytest workers on two cores: torch's intra-op threads would only contend
+    (up to 10x slower). Subprocesses (the run-script tests) inherit the limit through the environment."""
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"

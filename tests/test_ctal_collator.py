@@ -23,16 +23,6 @@ WORDS = [f"w{i}" for i in range(4000)]
 FEATURE_SIZE = 160
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny: with two pytest workers on two cores, torch's intra-op threads only contend (10x
-    slower). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def tokenizer() -> PreTrainedTokenizerFast:
     """A RoBERTa-style word-level tokenizer: `<s> ... </s>`, ids 0-4 for <s>, <pad>, </s>, <unk>, <mask>."""

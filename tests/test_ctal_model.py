@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -42,16 +40,6 @@ from audiolang.metrics import equal_error_rate
 VOCAB = 64
 TEXT_LENGTHS = (7, 4, 6)
 FRAME_COUNTS = (50, 23, 37)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These tensors are tiny: with two pytest workers on two cores, torch's intra-op threads only contend (10x
-    slower). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_config(**overrides) -> CtalConfig:
@@ -606,7 +594,9 @@ TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
 )
 
 
-def test_trust_remote_code_loads_where_audiolang_is_not_importable(tmp_path: Path) -> None:
+def test_trust_remote_code_loads_where_audiolang_is_not_importable(
+    tmp_path: Path, run_without_audiolang
+) -> None:
     """A pre-training and a speaker checkpoint, each saved with its processor, load and run through the Auto classes
     where audiolang cannot be imported."""
     tokenizer = train_ctal_tokenizer(
@@ -623,24 +613,9 @@ def test_trust_remote_code_loads_where_audiolang_is_not_importable(tmp_path: Pat
         processor.save_pretrained(tmp_path / name)
     for module in ("configuration_ctal.py", "modeling_ctal.py", "layers.py", "pooling.py", "losses.py"):
         assert (tmp_path / "pretraining" / module).exists(), module
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            TRUST_REMOTE_CODE_SCRIPT,
-            str(tmp_path / "pretraining"),
-            str(tmp_path / "speaker"),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    report = run_without_audiolang(
+        TRUST_REMOTE_CODE_SCRIPT, tmp_path / "pretraining", tmp_path / "speaker", workdir=tmp_path
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
     assert all(module.startswith("transformers_modules.") for module in report["classes"]), report["classes"]
     assert report["loaded"] == ["audiolang"]  # only the blocking `None` entry: nothing came from the package
 

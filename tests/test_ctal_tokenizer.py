@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -283,22 +281,11 @@ TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
 
 
 def test_processor_loads_with_trust_remote_code_without_audiolang(
-    ctal_processor: CtalProcessor, tmp_path: Path
+    ctal_processor: CtalProcessor, tmp_path: Path, run_without_audiolang
 ) -> None:
     folder = tmp_path / "processor"
     ctal_processor.save_pretrained(folder)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="1")
-    result = subprocess.run(
-        [sys.executable, "-c", TRUST_REMOTE_CODE_SCRIPT, str(folder)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_without_audiolang(TRUST_REMOTE_CODE_SCRIPT, folder, workdir=tmp_path)
     assert all(module.startswith("transformers_modules.") for module in report["classes"]), report["classes"]
     clip = (0.1 * np.random.default_rng(0).standard_normal(6_000)).astype(np.float32)
     expected = ctal_processor(
