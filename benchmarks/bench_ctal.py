@@ -16,7 +16,13 @@ OpenMP pools, through threadpoolctl; the extractor itself uses one thread):
 The two alternate (ABBA order) after `--warmup` unmeasured rounds; `load_average_1min` records how busy the machine
 was.
 
-    python benchmarks/bench_ctal.py [--part features] [--clips 64] [--repeats 7] [--threads 1 2]
+`pretrain`: `CtalForPreTraining` training steps (forward, MLM + MCAM loss, backward) on one batch of `--batch_size`
+clips of the same kind, featurised by `CtalFeatureExtractor` and masked by `DataCollatorForCtalPreTraining`'s
+masking, with `--text_tokens` tokens each, for each of `--presets` (default `tiny` and `base`):
+`step_s` (median wall time) and `audio_seconds_per_second` (real audio in the batch / `step_s`), at the default
+torch thread count.
+
+    python benchmarks/bench_ctal.py [--part features|pretrain|all] [--clips 64] [--repeats 7] [--threads 1 2]
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Recorder, median_ratio, paired_timings  # noqa: E402
+from _common import Recorder, median_ratio, paired_timings, timed  # noqa: E402
 
 from audiolang import CtalFeatureExtractor  # noqa: E402
 
@@ -105,8 +111,63 @@ def bench_features(recorder: Recorder, args: argparse.Namespace) -> None:
         )
 
 
+def bench_pretrain(recorder: Recorder, args: argparse.Namespace) -> None:
+    import torch
+
+    from audiolang import CtalConfig, CtalForPreTraining
+    from audiolang.training import mask_audio_spans
+
+    clips = speech_like_clips(args.batch_size, args.min_seconds, args.max_seconds, args.seed)
+    features = CtalFeatureExtractor()(clips, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    audio_seconds = sum(len(clip) for clip in clips) / SAMPLING_RATE
+    generator = torch.Generator().manual_seed(args.seed)
+    for preset in args.presets:
+        torch.manual_seed(0)
+        config = CtalConfig.from_preset(preset, vocab_size=args.vocab_size)
+        model = CtalForPreTraining(config).train()
+        masked = mask_audio_spans(
+            features["input_features"], features["audio_attention_mask"], generator=generator
+        )
+        input_ids = torch.randint(
+            5, args.vocab_size, (args.batch_size, args.text_tokens), generator=generator
+        )
+        labels = torch.full_like(input_ids, -100)
+        labels[:, 1::7] = input_ids[:, 1::7]  # about 15% of the tokens are MLM targets
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": torch.ones_like(input_ids),
+            "labels": labels,
+            "input_features": masked.input_features,
+            "audio_attention_mask": features["audio_attention_mask"],
+            "audio_labels": masked.targets,
+            "audio_labels_mask": masked.mask,
+        }
+
+        def step(model: CtalForPreTraining = model, batch: dict = batch) -> None:
+            model.zero_grad(set_to_none=True)
+            model(**batch).loss.backward()
+
+        times = [timed(step)[0] for _ in range(args.warmup + args.repeats)][args.warmup :]
+        step_s = statistics.median(times)
+        recorder.record(
+            part="pretrain",
+            preset=preset,
+            parameters=sum(p.numel() for p in model.parameters()),
+            batch_size=args.batch_size,
+            frames=int(features["audio_attention_mask"].shape[1]),
+            text_tokens=args.text_tokens,
+            threads=torch.get_num_threads(),
+            step_s=round(step_s, 4),
+            audio_seconds_per_second=round(audio_seconds / step_s, 3),
+            load_average_1min=round(os.getloadavg()[0], 2),
+        )
+
+
 # One entry per part; `--part all` runs them in this order.
-PARTS: dict[str, Callable[[Recorder, argparse.Namespace], None]] = {"features": bench_features}
+PARTS: dict[str, Callable[[Recorder, argparse.Namespace], None]] = {
+    "features": bench_features,
+    "pretrain": bench_pretrain,
+}
 
 
 def main() -> None:
@@ -127,6 +188,10 @@ def main() -> None:
         default=[1, os.cpu_count() or 1],
         help="native thread limits to run at",
     )
+    parser.add_argument("--presets", nargs="+", default=["tiny", "base"], help="pretrain: CTAL presets")
+    parser.add_argument("--batch_size", type=int, default=8, help="pretrain: clips per batch")
+    parser.add_argument("--text_tokens", type=int, default=24, help="pretrain: tokens per transcript")
+    parser.add_argument("--vocab_size", type=int, default=8000, help="pretrain: vocabulary size")
     args = parser.parse_args()
     recorder = Recorder("bench_ctal")
     for name, part in PARTS.items():
