@@ -28,6 +28,7 @@ bench: setup
 	$(PY) benchmarks/bench_corpus.py
 	$(PY) benchmarks/bench_dsclap.py --presets tiny small paper
 	$(PY) benchmarks/bench_turbo.py --presets tiny small
+	$(PY) benchmarks/bench_ctal.py --part all
 
 # Turbo's Table 1 / Fig. 2-3 on the embedded corpus (3 objectives x 3 seeds x 2 tasks; about an hour on 2 cores).
 turbo-objectives: setup
