@@ -70,6 +70,43 @@ def median_ratio(numerators: list[float], denominators: list[float]) -> float:
     return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
 
 
+# What every sweep run shares: no checkpoints or model saving (only the results file), no evaluation during training,
+# length-grouped batches, no logging integrations, data loading in the main process.
+SWEEP_TRAINING_ARGUMENTS = [
+    "--warmup_steps", "0.1",
+    "--eval_strategy", "no",
+    "--save_strategy", "no",
+    "--train_sampling_strategy", "group_by_length",
+    "--save_model", "false",
+    "--report_to", "none",
+    "--disable_tqdm", "true",
+    "--dataloader_num_workers", "0",
+]  # fmt: skip
+
+
+def sweep_arguments(
+    task: str,
+    seed: int,
+    epochs: float,
+    batch_size: int,
+    learning_rate: float,
+    corpus_preset: str,
+    corpus_dir: str | None,
+) -> list[str]:
+    """`run_finetune.py` arguments of one sweep run, apart from the model and its family's options."""
+    argv = [
+        "--task", task,
+        "--corpus_preset", corpus_preset,
+        "--seed", str(seed),
+        "--num_train_epochs", str(epochs),
+        "--per_device_train_batch_size", str(batch_size),
+        "--per_device_eval_batch_size", str(batch_size),
+        "--learning_rate", str(learning_rate),
+        *SWEEP_TRAINING_ARGUMENTS,
+    ]  # fmt: skip
+    return argv + (["--corpus_dir", corpus_dir] if corpus_dir else [])
+
+
 def cached_finetune(output_dir: Path, argv: list[str]) -> dict:
     """`run_scripts/run_finetune.py` with `argv` (plus `--output_dir output_dir`), unless that folder already holds its
     `finetune_results.json`: sweeps resume where they stopped."""

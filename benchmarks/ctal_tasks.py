@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Recorder, cached_finetune, mean_and_std  # noqa: E402
+from _common import Recorder, cached_finetune, mean_and_std, sweep_arguments  # noqa: E402
 
 TASK_METRICS = {
     "emotion": ("test_wa", "test_ua"),
@@ -54,26 +54,12 @@ def finetune(args: argparse.Namespace, task: str, start: str, seed: int) -> dict
     argv = [
         "--model_type", "ctal",
         "--model_name_or_path", args.pretrained if start == "pretrained" else args.initial,
-        "--task", task,
-        "--corpus_preset", args.corpus_preset,
-        "--seed", str(seed),
-        "--num_train_epochs", str(args.epochs),
-        "--per_device_train_batch_size", str(args.batch_size),
-        "--per_device_eval_batch_size", str(args.batch_size),
-        "--learning_rate", str(args.learning_rate),
         "--lr_scheduler_type", "cosine",
-        "--warmup_steps", "0.1",
         "--weight_decay", "0.01",
-        "--eval_strategy", "no",
-        "--save_strategy", "no",
-        "--train_sampling_strategy", "group_by_length",
-        "--save_model", "false",
-        "--report_to", "none",
-        "--disable_tqdm", "true",
-        "--dataloader_num_workers", "0",
+        *sweep_arguments(
+            task, seed, args.epochs, args.batch_size, args.learning_rate, args.corpus_preset, args.corpus_dir
+        ),
     ]  # fmt: skip
-    if args.corpus_dir:
-        argv += ["--corpus_dir", args.corpus_dir]
     return cached_finetune(Path(args.output_dir) / task / start / f"seed-{seed}", argv)
 
 

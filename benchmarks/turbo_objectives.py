@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from _common import Recorder, cached_finetune, mean_and_std  # noqa: E402
+from _common import Recorder, cached_finetune, mean_and_std, sweep_arguments  # noqa: E402
 
 TASK_METRICS = {
     "emotion": ("test_wa", "test_ua"),
@@ -61,25 +61,11 @@ def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> 
         "--model_type", "turbo",
         "--objective", objective,
         "--model_name_or_path", args.model_name_or_path,
-        "--task", task,
-        "--corpus_preset", args.corpus_preset,
-        "--seed", str(seed),
-        "--num_train_epochs", str(args.epochs),
-        "--per_device_train_batch_size", str(args.batch_size),
-        "--per_device_eval_batch_size", str(args.batch_size),
-        "--learning_rate", str(args.learning_rate),
         "--text_encoder_learning_rate", str(args.text_encoder_learning_rate),
-        "--warmup_steps", "0.1",
-        "--eval_strategy", "no",
-        "--save_strategy", "no",
-        "--train_sampling_strategy", "group_by_length",
-        "--save_model", "false",
-        "--report_to", "none",
-        "--disable_tqdm", "true",
-        "--dataloader_num_workers", "0",
+        *sweep_arguments(
+            task, seed, args.epochs, args.batch_size, args.learning_rate, args.corpus_preset, args.corpus_dir
+        ),
     ]  # fmt: skip
-    if args.corpus_dir:
-        argv += ["--corpus_dir", args.corpus_dir]
     if args.train_size:
         argv += ["--train_size", str(args.train_size)]
     return cached_finetune(Path(args.output_dir) / task / objective / f"seed-{seed}", argv)
