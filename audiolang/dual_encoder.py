@@ -131,7 +131,36 @@ class DualEncoderMixin:
             attentions=outputs.attentions,
         )
 
+    def _encode_pair(
+        self,
+        input_values: torch.Tensor | None,
+        audio_attention_mask: torch.Tensor | None,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> tuple[BaseModelOutputWithPooling, BaseModelOutputWithPooling]:
+        """`(audio_outputs, text_outputs)` of `_encode_audio` and `_encode_text` on a batch of both modalities."""
+        audio_outputs = self._encode_audio(
+            input_values, audio_attention_mask, output_attentions, output_hidden_states
+        )
+        text_outputs = self._encode_text(
+            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        )
+        return audio_outputs, text_outputs
+
     def _apply_encoder_freezing(self) -> None:
         """`config.freeze_audio_encoder` / `config.freeze_text_encoder`: fix that encoder's weights."""
         self.audio_model.requires_grad_(not self.config.freeze_audio_encoder)
         self.text_model.requires_grad_(not self.config.freeze_text_encoder)
+
+    @staticmethod
+    def _refreeze_loaded(loaded: Any) -> Any:
+        """Re-apply the config's encoder freezing to what `PreTrainedModel.from_pretrained` returned (a model, or a
+        tuple with `output_loading_info=True`): loading replaces every parameter by a new trainable one, which would
+        silently undo the freezing done in `__init__`."""
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        model._apply_encoder_freezing()
+        return loaded

@@ -240,11 +240,15 @@ class DsclapModel(DsclapPreTrainedModel):
             hard_negative_generator: Seeded generator for drawing hard negatives when `num_hard_negatives > 1`;
                 torch's default generator (seeded by `transformers.set_seed`) otherwise.
         """
-        audio_outputs = self._encode_audio(
-            input_values, audio_attention_mask, output_attentions, output_hidden_states
-        )
-        text_outputs = self._encode_text(
-            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        audio_outputs, text_outputs = self._encode_pair(
+            input_values,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_attentions,
+            output_hidden_states,
         )
         audio_embeds = F.normalize(self.audio_projection(audio_outputs.pooler_output), dim=-1)
         text_embeds = F.normalize(self.text_projection(text_outputs.pooler_output), dim=-1)
@@ -386,12 +390,7 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         Loading replaces every parameter by a new trainable one, which would silently undo the freezing done in
         `__init__`.
         """
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = (
-            loaded[0] if isinstance(loaded, tuple) else loaded
-        )  # `output_loading_info=True` returns a tuple
-        model._apply_encoder_freezing()
-        return loaded
+        return cls._refreeze_loaded(super().from_pretrained(*args, **kwargs))
 
     @can_return_tuple
     def forward(
@@ -415,11 +414,15 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
                 for regression (`num_labels == 1`), or `(batch, num_labels)` multi-hot floats for multi-label
                 classification.
         """
-        audio_outputs = self._encode_audio(
-            input_values, audio_attention_mask, output_attentions, output_hidden_states
-        )
-        text_outputs = self._encode_text(
-            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        audio_outputs, text_outputs = self._encode_pair(
+            input_values,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_attentions,
+            output_hidden_states,
         )
         if audio_outputs.pooler_output.shape[0] != text_outputs.pooler_output.shape[0]:
             raise ValueError(

@@ -12,17 +12,15 @@ The encoders sit under the same names as DSCLAP's (`audio_model`, `text_model`),
 DSCLAP checkpoint load directly: `TurboForSequenceClassification.from_pretrained(dsclap_folder, num_labels=...)`.
 """
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput, cached_file, logging
+from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_turbo import TurboConfig
@@ -184,11 +182,15 @@ class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
         output_attentions: bool | None,
         output_hidden_states: bool | None,
     ) -> _Pass:
-        audio_outputs = self._encode_audio(
-            input_values, audio_attention_mask, output_attentions, output_hidden_states
-        )
-        text_outputs = self._encode_text(
-            input_ids, attention_mask, token_type_ids, position_ids, output_attentions, output_hidden_states
+        audio_outputs, text_outputs = self._encode_pair(
+            input_values,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_attentions,
+            output_hidden_states,
         )
         return _Pass(
             audio_hidden=self.joint_dropout(self.audio_fc(audio_outputs.pooler_output)),
@@ -232,14 +234,8 @@ class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
         Turbo layers newly initialised, `kwargs` update the `TurboConfig`), then the config's encoder freezing
         (loading replaces every parameter by a new trainable one, which would silently undo it)."""
         if _model_type(pretrained_model_name_or_path, kwargs) == "dsclap":
-            model = cls.from_dsclap_pretrained(pretrained_model_name_or_path, **kwargs)
-            return model
-        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        model = (
-            loaded[0] if isinstance(loaded, tuple) else loaded
-        )  # `output_loading_info=True` returns a tuple
-        model._apply_encoder_freezing()
-        return loaded
+            return cls.from_dsclap_pretrained(pretrained_model_name_or_path, **kwargs)
+        return cls._refreeze_loaded(super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs))
 
     @classmethod
     def from_dsclap_pretrained(cls, dsclap_name_or_path: str, **kwargs: Any) -> "TurboPreTrainedModel":
@@ -256,10 +252,23 @@ class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
         # Built from the Turbo config, so that the encoders get its hidden dropout; then DSCLAP's weights.
         model = cls(config)
         model.audio_model.load_state_dict(dsclap.audio_model.state_dict())
-        model.text_model.load_state_dict(dsclap.text_model.state_dict())
-        model._apply_encoder_freezing()
+        model.text_model.load_state_dict(
+            dsclap.text_model.state_dict()
+        )  # in place: `__init__`'s freezing stays
         logger.info("Turbo encoders loaded from DSCLAP checkpoint %s", dsclap_name_or_path)
         return model
+
+
+# Hub/cache arguments of `from_pretrained` that locate a checkpoint's config.json.
+_CONFIG_LOCATION_KWARGS = (
+    "cache_dir",
+    "force_download",
+    "local_files_only",
+    "proxies",
+    "revision",
+    "subfolder",
+    "token",
+)
 
 
 def _model_type(name_or_path: Any, kwargs: dict[str, Any]) -> str | None:
@@ -267,21 +276,12 @@ def _model_type(name_or_path: Any, kwargs: dict[str, Any]) -> str | None:
     TurboConfig); None when the config is passed explicitly or cannot be read."""
     if kwargs.get("config") is not None:
         return None
+    location = {key: kwargs[key] for key in _CONFIG_LOCATION_KWARGS if key in kwargs}
     try:
-        config_file = cached_file(
-            name_or_path,
-            "config.json",
-            cache_dir=kwargs.get("cache_dir"),
-            revision=kwargs.get("revision"),
-            local_files_only=kwargs.get("local_files_only", False),
-            token=kwargs.get("token"),
-            _raise_exceptions_for_missing_entries=False,
-        )
+        config_dict, _ = PreTrainedConfig.get_config_dict(name_or_path, **location)
     except OSError:
         return None
-    if config_file is None:
-        return None
-    return json.loads(Path(config_file).read_text()).get("model_type")
+    return (config_dict or {}).get("model_type")
 
 
 class TurboModel(TurboPreTrainedModel):
