@@ -11,9 +11,9 @@ from .presets import merge_preset
 __all__ = ["DSCLAP_PRESETS", "DsclapConfig"]
 
 
-# The paper's encoders, which are also `DsclapConfig()`'s defaults: wav2vec2-base (the defaults of `Wav2Vec2Config`)
-# and TinyBERT 4L-312D (huawei-noah/TinyBERT_General_4L_312D).
-_PAPER_AUDIO_CONFIG: dict[str, Any] = {
+# The paper's encoders, which are also `DsclapConfig()`'s defaults: wav2vec2-base (the defaults of `Wav2Vec2Config`,
+# also Turbo's audio encoder) and TinyBERT 4L-312D (huawei-noah/TinyBERT_General_4L_312D).
+WAV2VEC2_BASE_CONFIG: dict[str, Any] = {
     # LayerDrop skips whole layers at random, which leaves their parameters without gradient and breaks
     # DistributedDataParallel without `find_unused_parameters` (and with gradient checkpointing).
     "layerdrop": 0.0,
@@ -32,7 +32,7 @@ _PAPER_TEXT_CONFIG: dict[str, Any] = {
 DSCLAP_PRESETS: dict[str, dict[str, Any]] = {
     # The paper does not state the projection width; 512 follows CLIP/CLAP.
     "paper": {
-        "audio_config": {"model_type": "wav2vec2", **_PAPER_AUDIO_CONFIG},
+        "audio_config": {"model_type": "wav2vec2", **WAV2VEC2_BASE_CONFIG},
         "text_config": {"model_type": "bert", **_PAPER_TEXT_CONFIG},
         "projection_dim": 512,
     },
@@ -158,7 +158,7 @@ class DsclapConfig(PreTrainedConfig):
     keys_to_ignore_at_inference = ["text_model_output", "audio_model_output"]
     sub_configs_defaults = {
         "audio_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="wav2vec2", init_kwargs=_PAPER_AUDIO_CONFIG
+            config_class=AutoConfig, model_type="wav2vec2", init_kwargs=WAV2VEC2_BASE_CONFIG
         ),
         "text_config": SubConfigSpec(
             config_class=AutoConfig, model_type="bert", init_kwargs=_PAPER_TEXT_CONFIG

@@ -7,7 +7,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_dsclap import DSCLAP_PRESETS
+from .configuration_dsclap import DSCLAP_PRESETS, WAV2VEC2_BASE_CONFIG
 from .presets import merge_preset
 
 __all__ = ["TURBO_OBJECTIVES", "TURBO_PRESETS", "TurboConfig"]
@@ -20,15 +20,12 @@ TURBO_OBJECTIVES = ("turbo", "cross", "vanilla")
 # The names under which transformers encoders keep the dropout after their feed-forward/hidden layers.
 _HIDDEN_DROPOUT_ATTRIBUTES = ("hidden_dropout", "hidden_dropout_prob")
 
-# The paper's encoders (Sec. 3.2): wav2vec 2.0-base and BERT-base, both 768 wide.
-_PAPER_AUDIO_CONFIG: dict[str, Any] = {"layerdrop": 0.0}
-_PAPER_TEXT_CONFIG: dict[str, Any] = {}
-
 # `small` and `tiny` reuse DSCLAP's encoders, so that a DSCLAP checkpoint of the same preset drops into Turbo.
 TURBO_PRESETS: dict[str, dict[str, Any]] = {
+    # The paper's encoders (Sec. 3.2): wav2vec 2.0-base and BERT-base (BertConfig's defaults), both 768 wide.
     "paper": {
-        "audio_config": {"model_type": "wav2vec2", **_PAPER_AUDIO_CONFIG},
-        "text_config": {"model_type": "bert", **_PAPER_TEXT_CONFIG},
+        "audio_config": {"model_type": "wav2vec2", **WAV2VEC2_BASE_CONFIG},
+        "text_config": {"model_type": "bert"},
         "joint_dim": 768,
     },
     "small": {
@@ -107,11 +104,9 @@ class TurboConfig(PreTrainedConfig):
     ]
     sub_configs_defaults = {
         "audio_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="wav2vec2", init_kwargs=_PAPER_AUDIO_CONFIG
+            config_class=AutoConfig, model_type="wav2vec2", init_kwargs=WAV2VEC2_BASE_CONFIG
         ),
-        "text_config": SubConfigSpec(
-            config_class=AutoConfig, model_type="bert", init_kwargs=_PAPER_TEXT_CONFIG
-        ),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
     }
 
     audio_config: PreTrainedConfig | dict | None = None

@@ -16,7 +16,6 @@ from typing import Any
 
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
-FAMILY_TITLES = {"dsclap": "DSCLAP", "turbo": "Turbo", "ctal": "CTAL"}
 PIPELINE_TAGS = {
     "DsclapModel": "zero-shot-audio-classification",
     "DsclapForSequenceClassification": "audio-classification",

@@ -281,7 +281,7 @@ def train_and_evaluate(
     label_names: list[str] | None,
     save: bool,
 ) -> dict:
-    """Fine-tune on ``splits["train"]`` (model selection on ``validation``), test on ``test``."""
+    """Fine-tune on ``splits["train"]`` (``validation`` is the Trainer's eval set), test on ``test``."""
     model = load_model(args, label_names)
     processor = load_processor(args)
     collator = DataCollatorForAudioText(
@@ -304,24 +304,8 @@ def train_and_evaluate(
     out = Path(training_args.output_dir)
     if args.task == "speaker":
         metrics = speaker_verification(args, trainer, processor, splits)
-        return _finish(args, training_args, trainer, processor, splits, metrics, save, out)
-    prediction = trainer.predict(splits["test"], metric_key_prefix="test")
-    metrics = {k: v for k, v in prediction.metrics.items() if isinstance(v, (int, float))}
-    embeddings = _joint_embeddings(model, prediction.predictions)
-    if embeddings is not None:
-        audio, text = embeddings
-        metrics["test_alignment"] = alignment(audio, text)
-        metrics["test_uniformity_audio"] = uniformity(audio)
-        metrics["test_uniformity_text"] = uniformity(text)
-        if trainer.is_world_process_zero():
-            out.mkdir(parents=True, exist_ok=True)
-            np.savez(out / "test_embeddings.npz", audio=audio, text=text, labels=prediction.label_ids)
-    return _finish(args, training_args, trainer, processor, splits, metrics, save, out)
-
-
-def _finish(
-    args, training_args, trainer, processor, splits: DatasetDict, metrics: dict, save: bool, out: Path
-) -> dict:
+    else:
+        metrics = test_metrics(trainer, splits["test"], out)
     run = {
         "objective": getattr(trainer.model.config, "objective", None),
         "train_size": splits["train"].num_rows,
@@ -333,6 +317,23 @@ def _finish(
         processor.save_pretrained(str(out))
         write_card(args, training_args, out, run)
     return run
+
+
+def test_metrics(trainer, test: Dataset, out: Path) -> dict:
+    """The task metrics on the test split; for models with joint embeddings (Turbo) also their alignment and
+    uniformity, and the embeddings themselves in ``out/test_embeddings.npz``."""
+    prediction = trainer.predict(test, metric_key_prefix="test")
+    metrics = {k: v for k, v in prediction.metrics.items() if isinstance(v, (int, float))}
+    embeddings = _joint_embeddings(trainer.model, prediction.predictions)
+    if embeddings is not None:
+        audio, text = embeddings
+        metrics["test_alignment"] = alignment(audio, text)
+        metrics["test_uniformity_audio"] = uniformity(audio)
+        metrics["test_uniformity_text"] = uniformity(text)
+        if trainer.is_world_process_zero():
+            out.mkdir(parents=True, exist_ok=True)
+            np.savez(out / "test_embeddings.npz", audio=audio, text=text, labels=prediction.label_ids)
+    return metrics
 
 
 def speaker_verification(args: FinetuneArguments, trainer, processor, splits: DatasetDict) -> dict:

@@ -77,15 +77,23 @@ def dsclap_checkpoint(
     return folder
 
 
-TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
+# Prepended to every script `run_without_audiolang` runs: the package may be installed in this environment, so it is
+# made unimportable (and checked to be) before the script imports anything.
+WITHOUT_AUDIOLANG = textwrap.dedent(
     """
-    import importlib.util, json, sys
-    sys.modules["audiolang"] = None  # the package may be installed in this environment: make it unimportable
+    import sys
+    sys.modules["audiolang"] = None
     try:
         import audiolang
         raise SystemExit("audiolang is importable")
     except ImportError:
         pass
+    """
+)
+
+TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
+    """
+    import importlib.util, json, sys
     import torch
     from transformers import AutoConfig, AutoModel, AutoProcessor
     folder = sys.argv[1]
@@ -115,7 +123,7 @@ def run_without_audiolang() -> Callable[..., dict]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(HF_HOME=str(workdir / "hf_home"), HF_HUB_OFFLINE="1")
         result = subprocess.run(
-            [sys.executable, "-c", script, *map(str, args)],
+            [sys.executable, "-c", WITHOUT_AUDIOLANG + script, *map(str, args)],
             cwd=workdir,
             env=env,
             capture_output=True,

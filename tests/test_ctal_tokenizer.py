@@ -265,7 +265,6 @@ def test_processor_folder_round_trips(ctal_processor: CtalProcessor, tmp_path: P
 TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(
     """
     import json, sys
-    sys.modules["audiolang"] = None  # make the installed package unimportable
     import numpy as np
     from transformers import AutoProcessor
     processor = AutoProcessor.from_pretrained(sys.argv[1], trust_remote_code=True)
