@@ -256,19 +256,25 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=collator,
         module_learning_rates=rates,
     )
+
+    def masked_modelling_losses() -> dict[str, float]:
+        # A fresh collator with the run's seed each time: the same masking before and after training.
+        eval_collator = DataCollatorForCtalPreTraining(collator.collator, seed=training_args.seed)
+        return ctal_loss_parts(trainer.model, eval_collator, valid, training_args.per_device_eval_batch_size)
+
+    measure_ctal = valid is not None and model_args.model_type == "ctal"
+    initial = {f"initial_{k}": v for k, v in masked_modelling_losses().items()} if measure_ctal else {}
     train_result = trainer.train()
     results: dict = {
         "train_rows": train.num_rows,
         "train_loss": train_result.training_loss,
         "train_runtime_s": train_result.metrics["train_runtime"],
+        **initial,
     }
     if valid is not None:
         results.update(trainer.evaluate())
-    if valid is not None and model_args.model_type == "ctal":
-        eval_collator = DataCollatorForCtalPreTraining(collator.collator, seed=training_args.seed)
-        results.update(
-            ctal_loss_parts(trainer.model, eval_collator, valid, training_args.per_device_eval_batch_size)
-        )
+    if measure_ctal:
+        results.update(masked_modelling_losses())
     if valid is not None and model_args.model_type == "dsclap":
         audio, text = embed_dataset(
             trainer.model,

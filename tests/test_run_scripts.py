@@ -296,6 +296,10 @@ def test_ctal_pretrain_trains_a_tokenizer_and_writes_a_loadable_model(ctal_pretr
     out, init = ctal_pretrained
     results = json.loads((out / "pretrain_results.json").read_text())
     assert results["train_loss"] > 0 and results["eval_loss"] > 0
+    # The same seeded masking of the validation split, before and after pre-training.
+    for key in ("eval_mlm_loss", "eval_mlm_accuracy", "eval_mcam_l1"):
+        assert results[key] >= 0 and results[f"initial_{key}"] >= 0
+    assert results["eval_mlm_loss"] != results["initial_eval_mlm_loss"]
     model = AutoModelForPreTraining.from_pretrained(out)
     processor = AutoProcessor.from_pretrained(out)
     assert type(model).__name__ == "CtalForPreTraining" and type(processor).__name__ == "CtalProcessor"
