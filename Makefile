@@ -29,6 +29,7 @@ bench: setup
 	$(PY) benchmarks/bench_dsclap.py --presets tiny small paper
 	$(PY) benchmarks/bench_turbo.py --presets tiny small
 	$(PY) benchmarks/bench_ctal.py --part all
+	$(PY) benchmarks/bench_import.py --repeats 7
 
 # Turbo's Table 1 / Fig. 2-3 on the embedded corpus, as measured in the README (3 objectives x 3 seeds x 2 tasks,
 # 400 training clips, 2 epochs; about 45 min on 2 cores once the corpus is built). The encoders are the demo's

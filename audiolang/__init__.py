@@ -1,39 +1,48 @@
 """audiolang: Transformers-native audio-and-language pre-training for spoken-language understanding.
 
-Importing the package registers every model family with transformers' Auto classes.
+Importing the package registers every model family with transformers' Auto classes. Everything else (the corpus
+builder, ASR back-ends, training and evaluation helpers, the Hub tooling) is loaded on first use, like
+transformers' own lazy top level, so that someone who only loads a model pays for torch and transformers and
+nothing more (librosa, scikit-learn, datasets and evaluate stay unimported). `benchmarks/bench_import.py` measures it.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import transformers
 
 __version__ = "0.1.0"
 
-from .data import (
-    CORPUS_PRESETS,
-    CorpusConfig,
-    build_corpus,
-    load_corpus,
-)
+__all__: list[str] = []
 
-__all__ = [
-    "CORPUS_PRESETS",
-    "CorpusConfig",
-    "build_corpus",
-    "load_corpus",
-]
 
-# --- model families ---
-# Each family's configuration/modeling/processing modules import only flat siblings, so that `save_pretrained`
-# can copy them next to a checkpoint for `trust_remote_code=True`. Registering here is what makes
-# `AutoModel.from_pretrained(folder)` & co. resolve `model_type` "dsclap" once `audiolang` is imported.
-from transformers import (  # noqa: E402
-    AutoConfig,
-    AutoFeatureExtractor,
-    AutoModel,
-    AutoModelForSequenceClassification,
-    AutoProcessor,
-)
+def _register_family(config_class: type, *classes: type) -> None:
+    """Register a family's config with `AutoConfig` and each class with the Auto class it names.
 
+    The Auto class of each class is the one its module already declares with `register_for_auto_class` (what a
+    saved folder's `auto_map` lists for `trust_remote_code=True`): one declaration serves both ways of loading.
+    """
+    transformers.AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    for cls in classes:
+        getattr(transformers, cls._auto_class).register(config_class, cls, exist_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared building blocks (flat sibling modules: `save_pretrained` copies them next to a checkpoint).
+# ---------------------------------------------------------------------------------------------------------------
 from .audio_utils import check_batch_sizes, validate_raw_audio, validate_sampling_rate  # noqa: E402
-from .configuration_dsclap import DSCLAP_PRESETS, DsclapConfig  # noqa: E402
-from .feature_extraction_dsclap import DsclapFeatureExtractor  # noqa: E402
+from .layers import (  # noqa: E402
+    AttentionPooling,
+    InputEmbeddings,
+    MultiHeadAttention,
+    PredictionHead,
+    ReferredTransformerLayer,
+    TransformerEncoderLayer,
+    key_padding_bias,
+    run_layers,
+)
 from .losses import (  # noqa: E402
     DsclapLossOutput,
     TurboLossOutput,
@@ -46,38 +55,25 @@ from .losses import (  # noqa: E402
     info_nce,
     info_nce_from_logits,
     masked_l1_loss,
+    masked_lm_loss,
     orthogonality_loss,
+    sequence_classification_loss,
     symmetric_info_nce,
     turbo_loss,
 )
-from .modeling_dsclap import (  # noqa: E402
-    DsclapForSequenceClassification,
-    DsclapModel,
-    DsclapOutput,
-    DsclapPreTrainedModel,
-    DsclapSequenceClassifierOutput,
-)
-from .pooling import masked_mean_pool  # noqa: E402
-from .processing_dsclap import DsclapProcessor  # noqa: E402
-
-AutoConfig.register(DsclapConfig.model_type, DsclapConfig, exist_ok=True)
-AutoModel.register(DsclapConfig, DsclapModel, exist_ok=True)
-AutoModelForSequenceClassification.register(DsclapConfig, DsclapForSequenceClassification, exist_ok=True)
-AutoFeatureExtractor.register(DsclapConfig, DsclapFeatureExtractor, exist_ok=True)
-AutoProcessor.register(DsclapConfig, DsclapProcessor, exist_ok=True)
+from .pooling import masked_max_pool, masked_mean_pool  # noqa: E402
+from .whisper_encoder import VariableLengthWhisperEncoder  # noqa: E402
 
 __all__ += [
-    "DSCLAP_PRESETS",
-    "DsclapConfig",
-    "DsclapFeatureExtractor",
-    "DsclapForSequenceClassification",
+    "AttentionPooling",
     "DsclapLossOutput",
-    "DsclapModel",
-    "DsclapOutput",
-    "DsclapPreTrainedModel",
-    "DsclapProcessor",
-    "DsclapSequenceClassifierOutput",
+    "InputEmbeddings",
+    "MultiHeadAttention",
+    "PredictionHead",
+    "ReferredTransformerLayer",
+    "TransformerEncoderLayer",
     "TurboLossOutput",
+    "VariableLengthWhisperEncoder",
     "check_batch_sizes",
     "distributed_rank_and_world_size",
     "dsclap_loss",
@@ -87,13 +83,51 @@ __all__ += [
     "hard_negative_matching_loss",
     "info_nce",
     "info_nce_from_logits",
+    "key_padding_bias",
     "masked_l1_loss",
+    "masked_lm_loss",
+    "masked_max_pool",
     "masked_mean_pool",
     "orthogonality_loss",
+    "run_layers",
+    "sequence_classification_loss",
     "symmetric_info_nce",
     "turbo_loss",
     "validate_raw_audio",
     "validate_sampling_rate",
+]
+
+# ---------------------------------------------------------------------------------------------------------------
+# Model families: one block each (imports, registration, exported names). Imported eagerly because the Auto
+# registrations need the classes themselves.
+# ---------------------------------------------------------------------------------------------------------------
+
+# --- dsclap ---
+from .configuration_dsclap import DSCLAP_PRESETS, DsclapConfig  # noqa: E402
+from .feature_extraction_dsclap import DsclapFeatureExtractor, DsclapWhisperFeatureExtractor  # noqa: E402
+from .modeling_dsclap import (  # noqa: E402
+    DsclapForSequenceClassification,
+    DsclapModel,
+    DsclapOutput,
+    DsclapPreTrainedModel,
+    DsclapSequenceClassifierOutput,
+)
+from .processing_dsclap import DsclapProcessor  # noqa: E402
+
+_register_family(
+    DsclapConfig, DsclapModel, DsclapForSequenceClassification, DsclapFeatureExtractor, DsclapProcessor
+)
+__all__ += [
+    "DSCLAP_PRESETS",
+    "DsclapConfig",
+    "DsclapFeatureExtractor",
+    "DsclapForSequenceClassification",
+    "DsclapModel",
+    "DsclapWhisperFeatureExtractor",
+    "DsclapOutput",
+    "DsclapPreTrainedModel",
+    "DsclapProcessor",
+    "DsclapSequenceClassifierOutput",
 ]
 
 # --- turbo ---
@@ -107,12 +141,9 @@ from .modeling_turbo import (  # noqa: E402
 )
 from .processing_turbo import TurboProcessor  # noqa: E402
 
-AutoConfig.register(TurboConfig.model_type, TurboConfig, exist_ok=True)
-AutoModel.register(TurboConfig, TurboModel, exist_ok=True)
-AutoModelForSequenceClassification.register(TurboConfig, TurboForSequenceClassification, exist_ok=True)
-AutoFeatureExtractor.register(TurboConfig, DsclapFeatureExtractor, exist_ok=True)
-AutoProcessor.register(TurboConfig, TurboProcessor, exist_ok=True)
-
+_register_family(
+    TurboConfig, TurboModel, TurboForSequenceClassification, DsclapFeatureExtractor, TurboProcessor
+)
 __all__ += [
     "TURBO_OBJECTIVES",
     "TURBO_PRESETS",
@@ -126,17 +157,8 @@ __all__ += [
 ]
 
 # --- ctal ---
-from transformers import AutoModelForAudioXVector, AutoModelForPreTraining  # noqa: E402
-
 from .configuration_ctal import CTAL_PRESETS, CtalConfig  # noqa: E402
 from .feature_extraction_ctal import CtalFeatureExtractor  # noqa: E402
-from .layers import (  # noqa: E402
-    AttentionPooling,
-    MultiHeadAttention,
-    ReferredTransformerLayer,
-    TransformerEncoderLayer,
-    key_padding_bias,
-)
 from .modeling_ctal import (  # noqa: E402
     CtalForPreTraining,
     CtalForPreTrainingOutput,
@@ -148,17 +170,18 @@ from .modeling_ctal import (  # noqa: E402
     CtalSequenceClassifierOutput,
     CtalXVectorOutput,
 )
-from .pooling import masked_max_pool  # noqa: E402
+from .processing_ctal import CtalProcessor  # noqa: E402
 
-AutoConfig.register(CtalConfig.model_type, CtalConfig, exist_ok=True)
-AutoModel.register(CtalConfig, CtalModel, exist_ok=True)
-AutoModelForPreTraining.register(CtalConfig, CtalForPreTraining, exist_ok=True)
-AutoModelForSequenceClassification.register(CtalConfig, CtalForSequenceClassification, exist_ok=True)
-AutoModelForAudioXVector.register(CtalConfig, CtalForXVector, exist_ok=True)
-AutoFeatureExtractor.register(CtalConfig, CtalFeatureExtractor, exist_ok=True)
-
+_register_family(
+    CtalConfig,
+    CtalModel,
+    CtalForPreTraining,
+    CtalForSequenceClassification,
+    CtalForXVector,
+    CtalFeatureExtractor,
+    CtalProcessor,
+)
 __all__ += [
-    "AttentionPooling",
     "CTAL_PRESETS",
     "CtalConfig",
     "CtalFeatureExtractor",
@@ -169,19 +192,102 @@ __all__ += [
     "CtalModel",
     "CtalModelOutput",
     "CtalPreTrainedModel",
+    "CtalProcessor",
     "CtalSequenceClassifierOutput",
     "CtalXVectorOutput",
-    "MultiHeadAttention",
-    "ReferredTransformerLayer",
-    "TransformerEncoderLayer",
-    "key_padding_bias",
-    "masked_max_pool",
 ]
 
-# --- ctal front end: processor and tokenizer training ---
-from .processing_ctal import CtalProcessor  # noqa: E402
-from .tokenization_ctal import CTAL_SPECIAL_TOKENS, train_ctal_tokenizer  # noqa: E402
+# --- lrat (CTAL's front end: its feature extractor and byte-level BPE tokenizer) ---
+from .configuration_lrat import LRAT_PRESETS, LratConfig  # noqa: E402
+from .modeling_lrat import (  # noqa: E402
+    LratForPreTraining,
+    LratForPreTrainingOutput,
+    LratForSequenceClassification,
+    LratForXVector,
+    LratModel,
+    LratModelOutput,
+    LratPreTrainedModel,
+    LratSequenceClassifierOutput,
+    LratTranslationOutput,
+    LratXVectorOutput,
+)
+from .processing_lrat import LratProcessor  # noqa: E402
 
-__all__ += ["CTAL_SPECIAL_TOKENS", "CtalProcessor", "train_ctal_tokenizer"]
+_register_family(
+    LratConfig,
+    LratModel,
+    LratForPreTraining,
+    LratForSequenceClassification,
+    LratForXVector,
+    CtalFeatureExtractor,
+    LratProcessor,
+)
+__all__ += [
+    "LRAT_PRESETS",
+    "LratConfig",
+    "LratForPreTraining",
+    "LratForPreTrainingOutput",
+    "LratForSequenceClassification",
+    "LratForXVector",
+    "LratModel",
+    "LratModelOutput",
+    "LratPreTrainedModel",
+    "LratProcessor",
+    "LratSequenceClassifierOutput",
+    "LratTranslationOutput",
+    "LratXVectorOutput",
+]
 
-AutoProcessor.register(CtalConfig, CtalProcessor, exist_ok=True)
+# ---------------------------------------------------------------------------------------------------------------
+# Loaded on first use: `{module (relative to this package): names it exports at the top level}`. The modules
+# themselves (`audiolang.data`, `audiolang.training`, ...) are reachable as attributes too.
+# ---------------------------------------------------------------------------------------------------------------
+_LAZY_IMPORTS: dict[str, tuple[str, ...]] = {
+    # The embedded corpus builder (datasets, synthesis, pocketsphinx).
+    "data": ("CORPUS_PRESETS", "CorpusConfig", "WhisperASR", "build_corpus", "load_asr", "load_corpus"),
+    # CTranslate2 -> transformers conversion and the models that registry packages carry (Whisper, MiniLM).
+    "conversion": (
+        "convert_ctranslate2_whisper",
+        "packaged_whisper_path",
+        "read_ctranslate2_model",
+        "resolve_pretrained",
+    ),
+    # CTAL's tokenizer training (datasets, tokenizers).
+    "tokenization_ctal": ("CTAL_SPECIAL_TOKENS", "train_ctal_tokenizer"),
+    # Building and training models: what the run scripts drive (datasets, the Trainer).
+    "training": (
+        "AudioTextTrainer",
+        "DataCollatorForAudioText",
+        "DataCollatorForCtalPreTraining",
+        "ModuleLearningRateTrainer",
+        "build_ctal",
+        "build_dsclap",
+        "check_audio",
+        "ctal_loss_parts",
+        "evaluate_test_split",
+        "k_fold_splits",
+        "mask_audio_spans",
+        "speaker_verification_metrics",
+    ),
+    # Evaluation (scikit-learn, scipy).
+    "metrics": ("make_compute_metrics", "mean_and_std", "speaker_verification_eer", "summarise_runs"),
+}
+_LAZY_SUBMODULES = ("conversion", "data", "hub", "metrics", "training")
+_NAME_TO_MODULE = {name: module for module, names in _LAZY_IMPORTS.items() for name in names}
+__all__ += sorted(_NAME_TO_MODULE)
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: called only for names not found above, i.e. the lazy ones.
+    if name in _NAME_TO_MODULE:
+        value = getattr(importlib.import_module(f".{_NAME_TO_MODULE[name]}", __name__), name)
+    elif name in _LAZY_SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # the next access is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_LAZY_SUBMODULES})

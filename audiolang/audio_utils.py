@@ -14,6 +14,10 @@ import numpy as np
 
 __all__ = ["check_batch_sizes", "validate_raw_audio", "validate_sampling_rate"]
 
+# Larger samples are not audio (float audio lies in [-1, 1], integer PCM within 2**31), and they would overflow the
+# float32 arithmetic of normalisation and power spectra into inf/NaN features.
+MAX_AMPLITUDE = 2.0**31
+
 
 def validate_sampling_rate(sampling_rate: int | None, expected_sampling_rate: int) -> None:
     """Raise a `ValueError` unless `sampling_rate` is given and equals `expected_sampling_rate`.
@@ -30,6 +34,15 @@ def validate_sampling_rate(sampling_rate: int | None, expected_sampling_rate: in
         raise ValueError(
             f"`sampling_rate` is required: pass `sampling_rate={expected_sampling_rate}` with the audio (if the audio "
             f"is at another rate, {resample_hint})."
+        )
+    # A string ("16000") or a fraction of a hertz is a caller's bug, not another rate to resample from.
+    whole = isinstance(sampling_rate, (int, float, np.integer, np.floating)) and not isinstance(
+        sampling_rate, bool
+    )
+    if not (whole and np.isfinite(sampling_rate) and sampling_rate == int(sampling_rate)):
+        raise ValueError(
+            f"`sampling_rate` must be an integer number of Hz, got {sampling_rate!r} "
+            f"({type(sampling_rate).__name__}): pass e.g. `sampling_rate={expected_sampling_rate}`."
         )
     if sampling_rate != expected_sampling_rate:
         raise ValueError(
@@ -64,6 +77,10 @@ def _as_clip_list(raw_audio: Any, field: str) -> list[np.ndarray]:
             f"(samples, channels), but mono audio is expected: downmix it first, e.g. `y.mean(axis=1)`. "
             f"To pass a batch, use a list of 1-D arrays."
         )
+    if array.ndim == 2 and array.shape[0] == 0:
+        raise ValueError(
+            f"`{field}` has shape {array.shape}: a batch without clips. Pass at least one waveform."
+        )
     if array.ndim == 2:
         return list(array)
     return [array]
@@ -75,6 +92,7 @@ def validate_raw_audio(
     *,
     expected_sampling_rate: int,
     max_samples: int | None = None,
+    min_samples: int = 1,
     field: str = "audio",
 ) -> list[np.ndarray]:
     """Validate raw mono waveforms and return them as a list of 1-D float32 arrays.
@@ -86,23 +104,27 @@ def validate_raw_audio(
         expected_sampling_rate: The rate the model was trained on.
         max_samples: When given, clips longer than this raise instead of being truncated silently. Pass `None`
             when the caller truncates explicitly (e.g. a feature extractor called with `truncation=True`).
+        min_samples: Clips shorter than this raise: the fewest samples the features (e.g. one STFT window) or the
+            audio encoder need.
         field: The argument name used in error messages.
 
     Raises:
         ValueError: for a missing or wrong sampling rate, an empty, silent (all-zero) or non-finite clip,
-            multi-channel audio, or a clip longer than `max_samples`. The message names the field, the clip's
-            index and the fix.
+            multi-channel audio, or a clip longer than `max_samples` or shorter than `min_samples`. The message
+            names the field, the clip's index and the fix.
     """
     validate_sampling_rate(sampling_rate, expected_sampling_rate)
     clips = _as_clip_list(raw_audio, field)
     validated = []
     for index, clip in enumerate(clips):
         name = f"{field}[{index}]" if len(clips) > 1 else field
-        validated.append(_validate_clip(clip, name, sampling_rate, max_samples))
+        validated.append(_validate_clip(clip, name, sampling_rate, max_samples, min_samples))
     return validated
 
 
-def _validate_clip(clip: np.ndarray, name: str, sampling_rate: int, max_samples: int | None) -> np.ndarray:
+def _validate_clip(
+    clip: np.ndarray, name: str, sampling_rate: int, max_samples: int | None, min_samples: int
+) -> np.ndarray:
     if clip.ndim != 1:
         raise ValueError(
             f"`{name}` has shape {clip.shape}, but mono audio (a 1-D array of samples) is expected: downmix "
@@ -119,6 +141,12 @@ def _validate_clip(clip: np.ndarray, name: str, sampling_rate: int, max_samples:
             f"`{name}` contains {bad} NaN/inf samples: repair or drop the recording (e.g. `np.nan_to_num(y)` if a "
             f"few samples are corrupt)."
         )
+    peak = float(np.abs(clip).max())
+    if peak > MAX_AMPLITUDE:
+        raise ValueError(
+            f"`{name}` has samples of magnitude {peak:.3g}, beyond 32-bit PCM full scale ({MAX_AMPLITUDE:.0f}): "
+            f"this is not a waveform (float audio lies in [-1, 1]); check how it was read or scaled."
+        )
     if not np.any(clip):
         raise ValueError(
             f"`{name}` is silent (every sample is 0): drop digital-silence recordings, they carry no speech and "
@@ -130,6 +158,12 @@ def _validate_clip(clip: np.ndarray, name: str, sampling_rate: int, max_samples:
             f"{max_samples} samples ({max_samples / sampling_rate:.2f} s): split long recordings, or keep only the "
             f"first {max_samples} samples with `truncation=True` (feature extractor) / `truncate_audio=True` "
             f"(processor)."
+        )
+    if clip.shape[0] < min_samples:
+        raise ValueError(
+            f"`{name}` has {clip.shape[0]} samples ({clip.shape[0] / sampling_rate * 1000:.1f} ms), fewer than the "
+            f"{min_samples} samples ({min_samples / sampling_rate * 1000:.1f} ms) the audio features need: drop such "
+            f"short clips, or pad them with silence."
         )
     return clip
 

@@ -6,6 +6,13 @@ from typing import Any
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .config_checks import (
+    check_at_least_zero,
+    check_heads_divide_hidden_size,
+    check_positive,
+    check_range,
+    check_token_ids,
+)
 from .presets import merge_preset
 
 __all__ = ["CTAL_PRESETS", "CtalConfig"]
@@ -141,7 +148,8 @@ class CtalConfig(PreTrainedConfig):
 
     def validate_ctal(self) -> None:
         """Part of `@strict` validation: reject values that would only fail later, inside a forward pass."""
-        positive = (
+        check_positive(
+            self,
             "vocab_size",
             "hidden_size",
             "num_hidden_layers",
@@ -151,27 +159,16 @@ class CtalConfig(PreTrainedConfig):
             "max_audio_frames",
             "audio_feature_size",
         )
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"`{name}` must be positive, got {getattr(self, name)}.")
-        if self.hidden_size % self.num_attention_heads:
-            raise ValueError(
-                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
-                f"({self.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions."
-            )
-        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"`{name}` must be in [0, 1), got {getattr(self, name)}.")
-        for name in ("mlm_weight", "mcam_weight", "orthogonal_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}.")
-        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
-            token_id = getattr(self, name)
-            if token_id is not None and not 0 <= token_id < self.vocab_size:
-                raise ValueError(
-                    f"`{name}` ({token_id}) must be a valid token id in [0, vocab_size={self.vocab_size}): set "
-                    f"`vocab_size` to len(tokenizer) and the special-token ids to the tokenizer's."
-                )
+        check_heads_divide_hidden_size(self)
+        check_range(
+            self,
+            "hidden_dropout_prob",
+            "attention_probs_dropout_prob",
+            "classifier_dropout",
+            include_one=False,
+        )
+        check_at_least_zero(self, "mlm_weight", "mcam_weight", "orthogonal_weight")
+        check_token_ids(self, "pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id")
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "CtalConfig":

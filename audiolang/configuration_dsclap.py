@@ -1,5 +1,6 @@
 """DSCLAP model configuration (Liu et al., "DSCLAP: Domain-Specific Contrastive Language-Audio Pre-Training")."""
 
+import copy
 from typing import Any
 
 from huggingface_hub.dataclasses import strict
@@ -8,7 +9,7 @@ from transformers.configuration_utils import SubConfigSpec
 
 from .presets import merge_preset
 
-__all__ = ["DSCLAP_PRESETS", "DsclapConfig"]
+__all__ = ["DSCLAP_PRESETS", "DsclapConfig", "audio_text_config_kwargs", "validate_audio_freezing"]
 
 
 # The paper's encoders, which are also `DsclapConfig()`'s defaults: wav2vec2-base (the defaults of `Wav2Vec2Config`,
@@ -102,6 +103,37 @@ DSCLAP_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def validate_audio_freezing(config: PreTrainedConfig) -> None:
+    """Reject a `num_frozen_audio_layers` outside `[0, audio_config.num_hidden_layers]` (DSCLAP and Turbo)."""
+    num_layers = config.audio_config.num_hidden_layers
+    if not 0 <= config.num_frozen_audio_layers <= num_layers:
+        raise ValueError(
+            f"`num_frozen_audio_layers` must be in [0, {num_layers}] (the audio encoder's layers), got "
+            f"{config.num_frozen_audio_layers}."
+        )
+
+
+def audio_text_config_kwargs(
+    presets: dict[str, dict[str, Any]],
+    preset: str | None,
+    audio_config: PreTrainedConfig,
+    text_config: PreTrainedConfig,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The keyword arguments of a dual-encoder config around two existing encoder configs: the fields of `preset`
+    (none when `None`) other than its encoder configs, then `overrides`. The encoder configs are copied, so that
+    the new config's changes (Turbo's dropout) do not reach the models they came from."""
+    if preset is not None and preset not in presets:
+        raise ValueError(f"Unknown preset {preset!r}; choose one of {sorted(presets)}.")
+    preset_fields = copy.deepcopy(presets[preset]) if preset is not None else {}
+    return {
+        **{key: value for key, value in preset_fields.items() if key not in ("audio_config", "text_config")},
+        "audio_config": copy.deepcopy(audio_config),
+        "text_config": copy.deepcopy(text_config),
+        **overrides,
+    }
+
+
 @strict
 class DsclapConfig(PreTrainedConfig):
     r"""Configuration of a DSCLAP dual encoder: any transformers audio encoder + any text encoder, mean pooling,
@@ -110,8 +142,10 @@ class DsclapConfig(PreTrainedConfig):
     Args:
         audio_config (`dict` or `PreTrainedConfig`, *optional*):
             Config of the audio encoder, of any model type that takes raw `input_values` (wav2vec2, hubert, wavlm,
-            data2vec-audio, ...). A dict needs a `model_type` key unless it is wav2vec2. Defaults to the paper's
-            wav2vec2-base.
+            data2vec-audio, ...) or spectrogram `input_features` (whisper: its encoder only, taking any length up
+            to 30 s with padding masked). A dict needs a `model_type` key unless it is wav2vec2. Defaults to the
+            paper's wav2vec2-base. Its `use_weighted_layer_sum` (transformers' field of the audio config) pools a
+            learned softmax-weighted sum of all the encoder's hidden states instead of the last one.
         text_config (`dict` or `PreTrainedConfig`, *optional*):
             Config of the text encoder (any BERT-like encoder). A dict needs a `model_type` key unless it is BERT.
             Defaults to the paper's TinyBERT (4 layers, 312 wide).
@@ -135,9 +169,15 @@ class DsclapConfig(PreTrainedConfig):
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout before the classifier of `DsclapForSequenceClassification`.
         freeze_audio_encoder (`bool`, *optional*, defaults to `False`):
-            `DsclapForSequenceClassification` only: keep the audio encoder's weights fixed (paper, Table 4).
+            Keep the audio encoder's weights fixed (paper, Table 4).
         freeze_text_encoder (`bool`, *optional*, defaults to `False`):
-            `DsclapForSequenceClassification` only: keep the text encoder's weights fixed (paper, Table 4).
+            Keep the text encoder's weights fixed (paper, Table 4).
+        freeze_audio_feature_encoder (`bool`, *optional*, defaults to `False`):
+            Keep the audio encoder's convolution stem fixed (wav2vec2's feature encoder, Whisper's two
+            convolutions).
+        num_frozen_audio_layers (`int`, *optional*, defaults to 0):
+            Keep the audio encoder's lowest this many transformer layers fixed. The stem below them stays trainable
+            unless `freeze_audio_feature_encoder` is set too.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialisation of the projections and the classifier.
 
@@ -177,6 +217,8 @@ class DsclapConfig(PreTrainedConfig):
     classifier_dropout: float | int = 0.1
     freeze_audio_encoder: bool = False
     freeze_text_encoder: bool = False
+    freeze_audio_feature_encoder: bool = False
+    num_frozen_audio_layers: int = 0
     initializer_range: float = 0.02
 
     def validate_dsclap(self) -> None:
@@ -198,13 +240,20 @@ class DsclapConfig(PreTrainedConfig):
             )
         if not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"`classifier_dropout` must be in [0, 1), got {self.classifier_dropout}.")
+        validate_audio_freezing(self)
 
     @classmethod
     def from_audio_text_configs(
-        cls, audio_config: PreTrainedConfig, text_config: PreTrainedConfig, **kwargs: Any
+        cls,
+        audio_config: PreTrainedConfig,
+        text_config: PreTrainedConfig,
+        preset: str | None = None,
+        **kwargs: Any,
     ) -> "DsclapConfig":
-        """Build a DSCLAP config around two existing encoder configs (e.g. `AutoConfig.from_pretrained(...)`)."""
-        return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+        """Build a DSCLAP config around two existing encoder configs (e.g. `AutoConfig.from_pretrained(...)`): the
+        other fields come from `preset` (`DSCLAP_PRESETS`, e.g. its `projection_dim`; the defaults when `None`),
+        then `kwargs`."""
+        return cls(**audio_text_config_kwargs(DSCLAP_PRESETS, preset, audio_config, text_config, kwargs))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "DsclapConfig":

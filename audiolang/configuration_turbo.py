@@ -7,7 +7,12 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_dsclap import DSCLAP_PRESETS, WAV2VEC2_BASE_CONFIG
+from .configuration_dsclap import (
+    DSCLAP_PRESETS,
+    WAV2VEC2_BASE_CONFIG,
+    audio_text_config_kwargs,
+    validate_audio_freezing,
+)
 from .presets import merge_preset
 
 __all__ = ["TURBO_OBJECTIVES", "TURBO_PRESETS", "TurboConfig"]
@@ -17,8 +22,9 @@ __all__ = ["TURBO_OBJECTIVES", "TURBO_PRESETS", "TurboConfig"]
 # `vanilla`: the paper's "Vanilla" baseline, plain CE on the concatenation, one pass.
 TURBO_OBJECTIVES = ("turbo", "cross", "vanilla")
 
-# The names under which transformers encoders keep the dropout after their feed-forward/hidden layers.
-_HIDDEN_DROPOUT_ATTRIBUTES = ("hidden_dropout", "hidden_dropout_prob")
+# The names under which transformers encoders keep the dropout after their feed-forward/hidden layers: wav2vec2-style,
+# BERT-style, and Whisper/BART-style configs.
+_HIDDEN_DROPOUT_ATTRIBUTES = ("hidden_dropout", "hidden_dropout_prob", "dropout")
 
 # `small` and `tiny` reuse DSCLAP's encoders, so that a DSCLAP checkpoint of the same preset drops into Turbo.
 TURBO_PRESETS: dict[str, dict[str, Any]] = {
@@ -49,8 +55,10 @@ class TurboConfig(PreTrainedConfig):
 
     Args:
         audio_config (`dict` or `PreTrainedConfig`, *optional*):
-            Config of the audio encoder, of any type that takes raw `input_values` (wav2vec2, hubert, wavlm, ...).
-            Defaults to wav2vec 2.0-base, the paper's.
+            Config of the audio encoder, of any type that takes raw `input_values` (wav2vec2, hubert, wavlm, ...) or
+            spectrogram `input_features` (whisper: its encoder only, any length up to 30 s with padding masked).
+            Defaults to wav2vec 2.0-base, the paper's. Its `use_weighted_layer_sum` pools a learned softmax-weighted
+            sum of all the encoder's hidden states instead of the last one.
         text_config (`dict` or `PreTrainedConfig`, *optional*):
             Config of the text encoder (any BERT-like encoder). Defaults to BERT-base, the paper's.
         joint_dim (`int`, *optional*, defaults to 768):
@@ -58,9 +66,9 @@ class TurboConfig(PreTrainedConfig):
             state it; 768 keeps the width of its encoders.
         hidden_dropout (`float`, *optional*, defaults to 0.2):
             The dropout whose two independent masks make Turbo's two views (Sec. 2.1): written into the encoders'
-            hidden dropout (`hidden_dropout` for wav2vec2-style, `hidden_dropout_prob` for BERT-style configs) and
-            applied after FC_a / FC_t. The paper's value. `None` leaves the encoders' own values (and uses 0.1 after
-            the FC layers).
+            hidden dropout (`hidden_dropout` for wav2vec2-style, `hidden_dropout_prob` for BERT-style, `dropout` for
+            Whisper configs) and applied after FC_a / FC_t. The paper's value. `None` leaves the encoders' own
+            values (and uses 0.1 after the FC layers).
         temperature (`float`, *optional*, defaults to 0.05):
             tau of Eq. 2-3, fixed. The paper does not state it; 0.05 is SimCSE's, whose dropout-twice idea Turbo
             builds on.
@@ -78,6 +86,12 @@ class TurboConfig(PreTrainedConfig):
             Keep the audio encoder's weights fixed.
         freeze_text_encoder (`bool`, *optional*, defaults to `False`):
             Keep the text encoder's weights fixed.
+        freeze_audio_feature_encoder (`bool`, *optional*, defaults to `False`):
+            Keep the audio encoder's convolution stem fixed (wav2vec2's feature encoder, Whisper's two
+            convolutions).
+        num_frozen_audio_layers (`int`, *optional*, defaults to 0):
+            Keep the audio encoder's lowest this many transformer layers fixed. The stem below them stays trainable
+            unless `freeze_audio_feature_encoder` is set too.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal initialisation of FC_a, FC_t and the classifier.
 
@@ -120,6 +134,8 @@ class TurboConfig(PreTrainedConfig):
     max_audio_samples: int = 160_000
     freeze_audio_encoder: bool = False
     freeze_text_encoder: bool = False
+    freeze_audio_feature_encoder: bool = False
+    num_frozen_audio_layers: int = 0
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -146,13 +162,20 @@ class TurboConfig(PreTrainedConfig):
             raise ValueError(f"`classification_weight` must be in [0, 1], got {self.classification_weight}.")
         if self.hidden_dropout is not None and not 0 <= self.hidden_dropout < 1:
             raise ValueError(f"`hidden_dropout` must be in [0, 1), got {self.hidden_dropout}.")
+        validate_audio_freezing(self)
 
     @classmethod
     def from_audio_text_configs(
-        cls, audio_config: PreTrainedConfig, text_config: PreTrainedConfig, **kwargs: Any
+        cls,
+        audio_config: PreTrainedConfig,
+        text_config: PreTrainedConfig,
+        preset: str | None = None,
+        **kwargs: Any,
     ) -> "TurboConfig":
-        """Build a Turbo config around two existing encoder configs (e.g. those of a DSCLAP checkpoint)."""
-        return cls(audio_config=audio_config.to_dict(), text_config=text_config.to_dict(), **kwargs)
+        """Build a Turbo config around two existing encoder configs (e.g. those of a DSCLAP checkpoint): the other
+        fields come from `preset` (`TURBO_PRESETS`, e.g. its `joint_dim`; the defaults when `None`), then
+        `kwargs`."""
+        return cls(**audio_text_config_kwargs(TURBO_PRESETS, preset, audio_config, text_config, kwargs))
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "TurboConfig":

@@ -201,8 +201,13 @@ class CtalFeatureExtractor(SequenceFeatureExtractor):
             {"input_features": features, "audio_attention_mask": mask}, tensor_type=return_tensors
         )
 
+    @property
+    def min_samples(self) -> int:
+        """The shortest clip this extractor takes: `delta_width` frames, which the delta features need."""
+        return (self.delta_width - 1) * self.hop_length
+
     def _check_min_length(self, clips: list[np.ndarray]) -> None:
-        min_samples = (self.delta_width - 1) * self.hop_length
+        min_samples = self.min_samples
         for index, clip in enumerate(clips):
             if len(clip) < min_samples:
                 name = f"audio[{index}]" if len(clips) > 1 else "audio"

@@ -25,6 +25,10 @@ PIPELINE_TAGS = {
     "CtalForPreTraining": "feature-extraction",
     "CtalForSequenceClassification": "audio-classification",
     "CtalForXVector": "audio-classification",
+    "LratModel": "feature-extraction",
+    "LratForPreTraining": "feature-extraction",
+    "LratForSequenceClassification": "audio-classification",
+    "LratForXVector": "audio-classification",
 }
 DEFAULT_LIMITATIONS = (
     "Trained on the data named above only. The embedded corpus is synthetic (espeak-ng, flite and festival voices "

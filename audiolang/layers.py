@@ -1,6 +1,6 @@
-"""Transformer blocks shared by the cross-modal families (CTAL, LRAT): multi-head self-/cross-attention with key
-padding masks, post-LN encoder layers, post-LN "referred" layers that attend to another modality's states, and
-attention pooling.
+"""Transformer blocks shared by the cross-modal families (CTAL, LRAT): input embeddings with learned positions,
+multi-head self-/cross-attention with key padding masks, post-LN encoder layers, post-LN "referred" layers that attend
+to another modality's states, a loop that runs a stack of either, BERT-shaped prediction heads and attention pooling.
 
 A flat sibling of the modeling modules (imports nothing from `audiolang`), so that it travels with a checkpoint
 loaded through `trust_remote_code=True`.
@@ -20,13 +20,17 @@ from torch import nn
 from transformers import PreTrainedConfig
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithCrossAttentions
 
 __all__ = [
     "AttentionPooling",
+    "InputEmbeddings",
     "MultiHeadAttention",
+    "PredictionHead",
     "ReferredTransformerLayer",
     "TransformerEncoderLayer",
     "key_padding_bias",
+    "run_layers",
 ]
 
 
@@ -42,6 +46,24 @@ def key_padding_bias(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Ten
     bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     bias = bias.masked_fill(~mask.bool(), torch.finfo(dtype).min)
     return bias[:, None, None, :]
+
+
+class InputEmbeddings(nn.Module):
+    """`inputs` (a token embedding, or a projection of feature vectors to `hidden_size`) + learned absolute position
+    embeddings, then LayerNorm and dropout (CTAL Sec. 3.1.1, LRAT's input embedding module)."""
+
+    def __init__(self, config: PreTrainedConfig, inputs: nn.Module, max_positions: int):
+        super().__init__()
+        self.inputs = inputs
+        self.position_embeddings = nn.Embedding(max_positions, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`(batch, length)` ids or `(batch, length, input_size)` vectors -> `(batch, length, hidden_size)`."""
+        # Right padding: position i is the i-th real token/frame of every row, padded or not.
+        positions = torch.arange(inputs.shape[1], device=inputs.device)
+        return self.dropout(self.LayerNorm(self.inputs(inputs) + self.position_embeddings(positions)))
 
 
 class MultiHeadAttention(nn.Module):
@@ -206,6 +228,69 @@ class ReferredTransformerLayer(GradientCheckpointingLayer):
         )
         hidden_states = self.cross_attention_norm(attended, hidden_states)
         return self.feed_forward(hidden_states), self_weights, cross_weights
+
+
+def run_layers(
+    layers: nn.ModuleList,
+    hidden_states: torch.Tensor,
+    attention_bias: torch.Tensor | None,
+    reference_states: torch.Tensor | None = None,
+    reference_bias: torch.Tensor | None = None,
+    output_attentions: bool = False,
+    output_hidden_states: bool = False,
+) -> BaseModelOutputWithCrossAttentions:
+    """Run a stack of `TransformerEncoderLayer`s, or of `ReferredTransformerLayer`s that all attend to the same
+    `reference_states` (the *final* states of the other modality: CTAL Sec. 3.1.3, LRAT's cross-modal encoders).
+
+    Returns the last layer's output, and on request the stack's input followed by every layer's output
+    (`hidden_states`, N + 1 tensors) and every layer's self- and cross-attention weights.
+    """
+    states, attentions, cross_attentions = [hidden_states], [], []
+    for layer in layers:
+        if reference_states is None:
+            hidden_states, weights = layer(hidden_states, attention_bias, output_attentions=output_attentions)
+        else:
+            hidden_states, weights, cross_weights = layer(
+                hidden_states,
+                attention_bias,
+                reference_states,
+                reference_bias,
+                output_attentions=output_attentions,
+            )
+            cross_attentions.append(cross_weights)
+        states.append(hidden_states)
+        attentions.append(weights)
+    return BaseModelOutputWithCrossAttentions(
+        last_hidden_state=hidden_states,
+        hidden_states=tuple(states) if output_hidden_states else None,
+        attentions=tuple(attentions) if output_attentions else None,
+        cross_attentions=tuple(cross_attentions)
+        if output_attentions and reference_states is not None
+        else None,
+    )
+
+
+class PredictionHead(nn.Module):
+    """BERT's prediction-head shape, `Linear -> activation -> LayerNorm -> Linear`: `transform` maps `hidden_size` to
+    `inner_size` (default `hidden_size`), `decoder` maps that to `output_size`.
+
+    With `inner_size` the factorised embedding size (ALBERT), `transform` gives vectors in the token-embedding space
+    and a `decoder` tied to the token embeddings scores them against the vocabulary.
+    """
+
+    def __init__(self, config: PreTrainedConfig, output_size: int, inner_size: int | None = None):
+        super().__init__()
+        inner_size = inner_size or config.hidden_size
+        self.dense = nn.Linear(config.hidden_size, inner_size)
+        self.activation = ACT2FN[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(inner_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(inner_size, output_size)
+
+    def transform(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.activation(self.dense(hidden_states)))
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.transform(hidden_states))
 
 
 class AttentionPooling(nn.Module):

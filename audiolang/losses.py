@@ -13,6 +13,8 @@ Building blocks, from generic to DSCLAP-specific:
 - `dsclap_loss`: Eq. 8, `lambda * (L_a + L_t) + gamma * (L_a* + L_t*)`, returned with its parts for logging.
 - `turbo_loss`: Turbo's Eq. 4, two in-modal and four cross-modal InfoNCE terms over two dropout views.
 - `masked_l1_loss`: reconstruction error on masked positions only (CTAL's MCAM, lrat's denoising).
+- `masked_lm_loss`: cross-entropy on the labelled positions only (CTAL's MLM, lrat's text denoising/translation).
+- `sequence_classification_loss`: transformers' problem types, with L1 for regression (CTAL and lrat fine-tuning).
 - `orthogonality_loss`: `|cos(a, b)|` averaged over rows (CTAL's orthogonal fusion regulariser).
 
 Why the local loss is exact: with equal local batches, the global mean loss is the mean of the per-process local
@@ -29,6 +31,7 @@ loaded through `trust_remote_code=True`.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -46,7 +49,9 @@ __all__ = [
     "info_nce",
     "info_nce_from_logits",
     "masked_l1_loss",
+    "masked_lm_loss",
     "orthogonality_loss",
+    "sequence_classification_loss",
     "symmetric_info_nce",
     "turbo_loss",
 ]
@@ -316,6 +321,41 @@ def masked_l1_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch
     if selected.numel() == 0:
         return predictions.sum() * 0.0
     return selected.mean()
+
+
+def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of `(batch, length, vocab)` logits over the positions whose label is not -100; 0 (with a
+    gradient path) when there is none, as in a short batch where no token was drawn for masking, instead of NaN."""
+    selected = labels != -100
+    if not selected.any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits[selected].float(), labels[selected])
+
+
+def sequence_classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: Any) -> torch.Tensor:
+    """The task loss of a sequence classification head, by `config.problem_type` (inferred and stored on first use,
+    as transformers does): `num_labels == 1` is regression trained with L1 (the sentiment setting of CTAL Sec. 4.2.2
+    and of lrat, instead of transformers' MSE), integer labels single-label cross-entropy, float multi-hot labels
+    multi-label binary cross-entropy.
+
+    Args:
+        logits: `(batch, num_labels)`.
+        labels: `(batch,)` class indices, `(batch,)` regression targets or `(batch, num_labels)` multi-hot floats.
+        config: The model's config (`num_labels`, `problem_type`).
+    """
+    num_labels = config.num_labels
+    if config.problem_type is None:
+        if num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    if config.problem_type == "regression":
+        return F.l1_loss(logits.float().reshape(labels.shape), labels.float())
+    if config.problem_type == "single_label_classification":
+        return F.cross_entropy(logits.float().view(-1, num_labels), labels.view(-1))
+    return F.binary_cross_entropy_with_logits(logits.float(), labels.to(logits.device).float())
 
 
 def orthogonality_loss(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:

@@ -20,13 +20,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.activations import ACT2FN
 from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
+from .auto_map import FamilyAutoMapMixin
 from .configuration_ctal import CtalConfig
-from .layers import AttentionPooling, ReferredTransformerLayer, TransformerEncoderLayer, key_padding_bias
-from .losses import masked_l1_loss, orthogonality_loss
+from .layers import (
+    AttentionPooling,
+    InputEmbeddings,
+    PredictionHead,
+    ReferredTransformerLayer,
+    TransformerEncoderLayer,
+    key_padding_bias,
+    run_layers,
+)
+from .losses import masked_l1_loss, masked_lm_loss, orthogonality_loss, sequence_classification_loss
 from .pooling import masked_max_pool
 
 __all__ = [
@@ -155,7 +163,7 @@ class CtalXVectorOutput(CtalSequenceClassifierOutput):
     """
 
 
-class CtalPreTrainedModel(PreTrainedModel):
+class CtalPreTrainedModel(FamilyAutoMapMixin, PreTrainedModel):
     """Weight initialisation and loading conventions shared by the CTAL models.
 
     Every model holds its `CtalModel` as `ctal`, so that a `CtalForPreTraining` checkpoint loads into the fine-tuning
@@ -177,22 +185,6 @@ class CtalPreTrainedModel(PreTrainedModel):
     # from the same distribution as a fresh model (tested).
 
 
-class _CtalEmbeddings(nn.Module):
-    """Input embeddings + learned absolute position embeddings, then LayerNorm and dropout (Sec. 3.1.1)."""
-
-    def __init__(self, config: CtalConfig, inputs: nn.Module, max_positions: int):
-        super().__init__()
-        self.inputs = inputs
-        self.position_embeddings = nn.Embedding(max_positions, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        # Right padding: position i is the i-th real token/frame of every row, padded or not.
-        positions = torch.arange(inputs.shape[1], device=inputs.device)
-        return self.dropout(self.LayerNorm(self.inputs(inputs) + self.position_embeddings(positions)))
-
-
 class CtalModel(CtalPreTrainedModel):
     """The CTAL backbone: text stream and text-referred audio stream, `config.num_hidden_layers` layers each.
 
@@ -211,9 +203,9 @@ class CtalModel(CtalPreTrainedModel):
     def __init__(self, config: CtalConfig):
         super().__init__(config)
         word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.text_embeddings = _CtalEmbeddings(config, word_embeddings, config.max_position_embeddings)
+        self.text_embeddings = InputEmbeddings(config, word_embeddings, config.max_position_embeddings)
         audio_projection = nn.Linear(config.audio_feature_size, config.hidden_size)
-        self.audio_embeddings = _CtalEmbeddings(config, audio_projection, config.max_audio_frames)
+        self.audio_embeddings = InputEmbeddings(config, audio_projection, config.max_audio_frames)
         self.text_layers = nn.ModuleList(
             TransformerEncoderLayer(config) for _ in range(config.num_hidden_layers)
         )
@@ -289,30 +281,20 @@ class CtalModel(CtalPreTrainedModel):
         text_bias = key_padding_bias(attention_mask, text.dtype)
         audio_bias = key_padding_bias(audio_attention_mask, audio.dtype)
 
-        text_states, text_attentions = [text], []
-        for layer in self.text_layers:
-            text, weights = layer(text, text_bias, output_attentions=output_attentions)
-            text_states.append(text)
-            text_attentions.append(weights)
-
+        per_layer = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
+        text_outputs = run_layers(self.text_layers, text, text_bias, **per_layer)
         # Every audio layer refers to the *final* text states H_w^N (Sec. 3.1.3), not to the text layer of its depth.
-        audio_states, audio_attentions, cross_attentions = [audio], [], []
-        for layer in self.audio_layers:
-            audio, weights, cross_weights = layer(
-                audio, audio_bias, text, text_bias, output_attentions=output_attentions
-            )
-            audio_states.append(audio)
-            audio_attentions.append(weights)
-            cross_attentions.append(cross_weights)
-
+        audio_outputs = run_layers(
+            self.audio_layers, audio, audio_bias, text_outputs.last_hidden_state, text_bias, **per_layer
+        )
         return CtalModelOutput(
-            text_last_hidden_state=text,
-            audio_last_hidden_state=audio,
-            text_hidden_states=tuple(text_states) if output_hidden_states else None,
-            audio_hidden_states=tuple(audio_states) if output_hidden_states else None,
-            text_attentions=tuple(text_attentions) if output_attentions else None,
-            audio_attentions=tuple(audio_attentions) if output_attentions else None,
-            cross_attentions=tuple(cross_attentions) if output_attentions else None,
+            text_last_hidden_state=text_outputs.last_hidden_state,
+            audio_last_hidden_state=audio_outputs.last_hidden_state,
+            text_hidden_states=text_outputs.hidden_states,
+            audio_hidden_states=audio_outputs.hidden_states,
+            text_attentions=text_outputs.attentions,
+            audio_attentions=audio_outputs.attentions,
+            cross_attentions=audio_outputs.cross_attentions,
         )
 
 
@@ -326,20 +308,6 @@ def _per_layer_outputs(outputs: CtalModelOutput) -> dict[str, tuple[torch.Tensor
         "cross_attentions",
     )
     return {name: getattr(outputs, name) for name in names}
-
-
-class _CtalPredictionHead(nn.Module):
-    """`Linear -> activation -> LayerNorm -> Linear`, BERT's MLM head shape; `decoder` maps to `output_size`."""
-
-    def __init__(self, config: CtalConfig, output_size: int):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = ACT2FN[config.hidden_act]
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, output_size)
-
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
 
 
 class CtalForPreTraining(CtalPreTrainedModel):
@@ -356,8 +324,8 @@ class CtalForPreTraining(CtalPreTrainedModel):
     def __init__(self, config: CtalConfig):
         super().__init__(config)
         self.ctal = CtalModel(config)
-        self.lm_head = _CtalPredictionHead(config, config.vocab_size)
-        self.acoustic_head = _CtalPredictionHead(config, config.audio_feature_size)
+        self.lm_head = PredictionHead(config, config.vocab_size)
+        self.acoustic_head = PredictionHead(config, config.audio_feature_size)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Linear:
@@ -407,7 +375,7 @@ class CtalForPreTraining(CtalPreTrainedModel):
 
         mlm_loss = mcam_loss = loss = None
         if labels is not None:
-            mlm_loss = _masked_lm_loss(prediction_logits, labels)
+            mlm_loss = masked_lm_loss(prediction_logits, labels)
             loss = self.config.mlm_weight * mlm_loss
         if audio_labels is not None:
             frames = audio_labels_mask.bool()
@@ -428,15 +396,6 @@ class CtalForPreTraining(CtalPreTrainedModel):
             audio_last_hidden_state=outputs.audio_last_hidden_state,
             **_per_layer_outputs(outputs),
         )
-
-
-def _masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the positions whose label is not -100; 0 (with a gradient path) when there is none,
-    as in a short batch where no token was drawn for masking, instead of NaN."""
-    selected = labels != -100
-    if not selected.any():
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[selected].float(), labels[selected])
 
 
 @dataclass
@@ -553,18 +512,7 @@ class CtalForSequenceClassification(_CtalFusionClassifier):
     _output_class = CtalSequenceClassifierOutput
 
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.config.problem_type is None:
-            if self.num_labels == 1:
-                self.config.problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                self.config.problem_type = "single_label_classification"
-            else:
-                self.config.problem_type = "multi_label_classification"
-        if self.config.problem_type == "regression":
-            return F.l1_loss(logits.float().reshape(labels.shape), labels.float())
-        if self.config.problem_type == "single_label_classification":
-            return F.cross_entropy(logits.float().view(-1, self.num_labels), labels.view(-1))
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.to(logits.device).float())
+        return sequence_classification_loss(logits, labels, self.config)
 
 
 class CtalForXVector(_CtalFusionClassifier):

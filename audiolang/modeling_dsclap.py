@@ -1,8 +1,9 @@
 """PyTorch DSCLAP: a contrastive dual encoder pre-trained on raw domain audio and its ASR transcripts.
 
 `DsclapModel` encodes audio with any transformers speech encoder that reads raw `input_values` (wav2vec2 by
-default) and text with any BERT-like encoder, mean-pools both over their real (unpadded) positions, projects them
-into a joint space, and scores every clip against every transcript with a learnable temperature, as CLIP/CLAP do.
+default) or spectrogram `input_features` (Whisper's encoder, on batches padded to their longest clip) and text with
+any BERT-like encoder, mean-pools both over their real (unpadded) positions, projects them into a joint space, and
+scores every clip against every transcript with a learnable temperature, as CLIP/CLAP do.
 Pre-training minimises the DSCLAP objective (`audiolang.losses.dsclap_loss`): symmetric InfoNCE plus
 language-audio matching against top-K hard negatives, with negatives gathered from every process.
 
@@ -18,17 +19,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 from transformers.utils.generic import can_return_tuple
 
+from .auto_map import FamilyAutoMapMixin
 from .configuration_dsclap import DsclapConfig
-from .dual_encoder import DualEncoderMixin, text_encoder_kwargs
+from .dual_encoder import DualEncoderMixin
 from .losses import dsclap_loss
-
-logger = logging.get_logger(__name__)
 
 __all__ = [
     "DsclapForSequenceClassification",
@@ -107,11 +107,12 @@ class DsclapSequenceClassifierOutput(ModelOutput):
         return tuple(value.to_tuple() if isinstance(value, ModelOutput) else value for value in self.values())
 
 
-class DsclapPreTrainedModel(DualEncoderMixin, PreTrainedModel):
-    """Weight initialisation, encoder construction and pooling shared by the DSCLAP models.
+class DsclapPreTrainedModel(FamilyAutoMapMixin, DualEncoderMixin, PreTrainedModel):
+    """Weight initialisation, encoder construction, pooling and freezing shared by the DSCLAP models.
 
     Subclasses hold the encoders as `audio_model` and `text_model`, so that a `DsclapModel` checkpoint loads into
-    `DsclapForSequenceClassification` (and back) key for key.
+    `DsclapForSequenceClassification` (and back) key for key. `main_input_name` is set per instance to the audio
+    encoder's (`input_values` or `input_features`).
     """
 
     config_class = DsclapConfig
@@ -132,12 +133,22 @@ class DsclapPreTrainedModel(DualEncoderMixin, PreTrainedModel):
         if isinstance(module, DsclapModel):
             init.constant_(module.logit_scale, math.log(self.config.logit_scale_init_value))
 
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """`PreTrainedModel.from_pretrained`, then the config's encoder freezing.
+
+        Loading replaces every parameter by a new trainable one, which would silently undo the freezing done in
+        `__init__`.
+        """
+        return cls._refreeze_loaded(super().from_pretrained(*args, **kwargs))
+
 
 class DsclapModel(DsclapPreTrainedModel):
     """DSCLAP dual encoder: audio and text encoders, linear projections to a joint space, learnable temperature.
 
     Build it from a config (`DsclapModel(DsclapConfig.from_preset("paper"))`), from two encoder checkpoints
-    (`DsclapModel.from_audio_text_pretrained(audio_path, text_path)`), or load a saved one with `from_pretrained`.
+    (`DsclapModel.from_audio_text_pretrained(audio_path, text_path)`: wav2vec2-style or Whisper checkpoints, whose
+    decoder is dropped), or load a saved one with `from_pretrained`.
 
     Example:
 
@@ -172,12 +183,14 @@ class DsclapModel(DsclapPreTrainedModel):
         self.text_projection = nn.Linear(config.text_config.hidden_size, config.projection_dim, bias=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(config.logit_scale_init_value)))
         self.post_init()
+        self._apply_encoder_freezing()
 
     @can_return_tuple
     def get_audio_features(
         self,
-        input_values: torch.Tensor,
+        input_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
     ) -> tuple | BaseModelOutputWithPooling:
@@ -185,11 +198,14 @@ class DsclapModel(DsclapPreTrainedModel):
         forward), the other fields the audio encoder's states.
 
         Args:
-            input_values: `(batch, samples)` normalised waveforms from `DsclapFeatureExtractor`.
-            audio_attention_mask: `(batch, samples)`, 1 on real samples and 0 on padding.
+            input_values: `(batch, samples)` normalised waveforms from `DsclapFeatureExtractor`, for raw-waveform
+                audio encoders.
+            audio_attention_mask: `(batch, samples)` or `(batch, frames)`, 1 on real samples/frames, 0 on padding.
+            input_features: `(batch, mel_bins, frames)` log-mel spectrograms from `DsclapWhisperFeatureExtractor`,
+                for Whisper audio encoders.
         """
         outputs = self._encode_audio(
-            input_values, audio_attention_mask, output_attentions, output_hidden_states
+            input_values, input_features, audio_attention_mask, output_attentions, output_hidden_states
         )
         outputs.pooler_output = F.normalize(self.audio_projection(outputs.pooler_output), dim=-1)
         return outputs
@@ -217,6 +233,7 @@ class DsclapModel(DsclapPreTrainedModel):
         self,
         input_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
@@ -229,8 +246,12 @@ class DsclapModel(DsclapPreTrainedModel):
         """Score every clip against every transcript, and compute the DSCLAP loss on paired batches.
 
         Args:
-            input_values: `(audio_batch, samples)` normalised waveforms from `DsclapFeatureExtractor`.
-            audio_attention_mask: `(audio_batch, samples)`, 1 on real samples and 0 on padding.
+            input_values: `(audio_batch, samples)` normalised waveforms from `DsclapFeatureExtractor`, for
+                raw-waveform audio encoders.
+            audio_attention_mask: `(audio_batch, samples)` or `(audio_batch, frames)`, 1 on real samples/frames and
+                0 on padding.
+            input_features: `(audio_batch, mel_bins, frames)` log-mel spectrograms from
+                `DsclapWhisperFeatureExtractor`, for Whisper audio encoders.
             input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output for the transcripts.
             return_loss: Compute the loss (default). It defaults to `True` so that `Trainer` trains and evaluates
                 the model without labels. The loss needs paired rows (clip `i` with transcript `i`): in training
@@ -242,6 +263,7 @@ class DsclapModel(DsclapPreTrainedModel):
         """
         audio_outputs, text_outputs = self._encode_pair(
             input_values,
+            input_features,
             audio_attention_mask,
             input_ids,
             attention_mask,
@@ -294,53 +316,6 @@ class DsclapModel(DsclapPreTrainedModel):
             **parts,
         )
 
-    @classmethod
-    def from_audio_text_pretrained(
-        cls,
-        audio_model_name_or_path: str,
-        text_model_name_or_path: str,
-        **kwargs: Any,
-    ) -> "DsclapModel":
-        """Build a DSCLAP model from a pre-trained audio encoder and a pre-trained text encoder.
-
-        The encoders keep their weights; the projections and `logit_scale` are newly initialised. Each path is a
-        hub id or a local folder; a checkpoint with a task head (e.g. `Wav2Vec2ForCTC`) contributes its base
-        encoder.
-
-        Args:
-            audio_model_name_or_path: The audio encoder checkpoint (wav2vec2, hubert, wavlm, ...).
-            text_model_name_or_path: The text encoder checkpoint (BERT-like).
-            kwargs: Keyword arguments prefixed with `audio_` or `text_` go to that encoder's `from_pretrained`
-                (e.g. `audio_attn_implementation="eager"`); the others update the `DsclapConfig`
-                (e.g. `projection_dim=256`, `num_hard_negatives=4`).
-
-        Example:
-
-        ```python
-        >>> model = DsclapModel.from_audio_text_pretrained(
-        ...     "facebook/wav2vec2-base", "huawei-noah/TinyBERT_General_4L_312D", projection_dim=512
-        ... )
-        ```
-        """
-        audio_kwargs = {
-            key[len("audio_") :]: kwargs.pop(key) for key in list(kwargs) if key.startswith("audio_")
-        }
-        text_kwargs = {
-            key[len("text_") :]: kwargs.pop(key) for key in list(kwargs) if key.startswith("text_")
-        }
-        audio_model = AutoModel.from_pretrained(audio_model_name_or_path, **audio_kwargs)
-        text_config = text_kwargs.pop("config", None) or AutoConfig.from_pretrained(text_model_name_or_path)
-        text_model = AutoModel.from_pretrained(
-            text_model_name_or_path, config=text_config, **text_encoder_kwargs(text_config), **text_kwargs
-        )
-        config = DsclapConfig.from_audio_text_configs(audio_model.config, text_model.config, **kwargs)
-        model = cls(config, audio_model=audio_model, text_model=text_model)
-        logger.warning(
-            "`audio_projection`, `text_projection` and `logit_scale` are newly initialised: pre-train the model "
-            "(e.g. run_scripts/run_pretrain.py) before using its similarity scores."
-        )
-        return model
-
 
 class DsclapForSequenceClassification(DsclapPreTrainedModel):
     """DSCLAP encoders with a linear classifier on the fused utterance representation (the paper's MDS and MCIC
@@ -355,7 +330,8 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
     non-pre-trained model differ only in their encoder weights, and a single linear layer keeps the head small for
     few-shot fine-tuning.
 
-    `config.freeze_audio_encoder` / `config.freeze_text_encoder` fix an encoder's weights (Table 4). The problem
+    `config.freeze_audio_encoder` / `config.freeze_text_encoder` fix an encoder's weights (Table 4),
+    `freeze_audio_feature_encoder` / `num_frozen_audio_layers` parts of the audio encoder. The problem
     type follows transformers: `num_labels == 1` regression, integer labels single-label classification (binary
     tasks use `num_labels=2`), float multi-hot labels multi-label classification, or `config.problem_type`.
 
@@ -383,20 +359,12 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         self.post_init()
         self._apply_encoder_freezing()
 
-    @classmethod
-    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
-        """`PreTrainedModel.from_pretrained`, then the config's encoder freezing.
-
-        Loading replaces every parameter by a new trainable one, which would silently undo the freezing done in
-        `__init__`.
-        """
-        return cls._refreeze_loaded(super().from_pretrained(*args, **kwargs))
-
     @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
@@ -408,7 +376,8 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         """Classify paired (clip, transcript) rows.
 
         Args:
-            input_values, audio_attention_mask: The feature extractor's output.
+            input_values, audio_attention_mask, input_features: The feature extractor's output (`input_values` for
+                raw-waveform audio encoders, `input_features` for Whisper).
             input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output.
             labels: `(batch,)` class indices for single-label classification (`num_labels > 1`), `(batch,)` floats
                 for regression (`num_labels == 1`), or `(batch, num_labels)` multi-hot floats for multi-label
@@ -416,6 +385,7 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         """
         audio_outputs, text_outputs = self._encode_pair(
             input_values,
+            input_features,
             audio_attention_mask,
             input_ids,
             attention_mask,

@@ -23,6 +23,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput, logging
 from transformers.utils.generic import can_return_tuple
 
+from .auto_map import FamilyAutoMapMixin
 from .configuration_turbo import TurboConfig
 from .dual_encoder import DualEncoderMixin
 from .losses import global_info_nce, turbo_loss
@@ -152,7 +153,7 @@ class _ContrastiveParts:
         }
 
 
-class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
+class TurboPreTrainedModel(FamilyAutoMapMixin, DualEncoderMixin, PreTrainedModel):
     """Weight initialisation, the joint-space forward pass and the contrastive objectives shared by the Turbo
     models. Both hold `audio_model`, `text_model`, `audio_fc`, `text_fc`, so checkpoints load into each other."""
 
@@ -174,6 +175,7 @@ class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
     def _forward_pass(
         self,
         input_values: torch.Tensor | None,
+        input_features: torch.Tensor | None,
         audio_attention_mask: torch.Tensor | None,
         input_ids: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
@@ -184,6 +186,7 @@ class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
     ) -> _Pass:
         audio_outputs, text_outputs = self._encode_pair(
             input_values,
+            input_features,
             audio_attention_mask,
             input_ids,
             attention_mask,
@@ -249,12 +252,13 @@ class TurboPreTrainedModel(DualEncoderMixin, PreTrainedModel):
         config = TurboConfig.from_audio_text_configs(
             dsclap.config.audio_config, dsclap.config.text_config, **kwargs
         )
-        # Built from the Turbo config, so that the encoders get its hidden dropout; then DSCLAP's weights.
+        # Built from the Turbo config, so that the encoders get its hidden dropout; then DSCLAP's weights of what
+        # both families hold (the encoders, and the audio layer weights with `use_weighted_layer_sum`), in place so
+        # that `__init__`'s freezing stays.
         model = cls(config)
-        model.audio_model.load_state_dict(dsclap.audio_model.state_dict())
-        model.text_model.load_state_dict(
-            dsclap.text_model.state_dict()
-        )  # in place: `__init__`'s freezing stays
+        dsclap_state, turbo_state = dsclap.state_dict(), model.state_dict()
+        shared = {name: value for name, value in dsclap_state.items() if name in turbo_state}
+        model.load_state_dict(shared, strict=False)
         logger.info("Turbo encoders loaded from DSCLAP checkpoint %s", dsclap_name_or_path)
         return model
 
@@ -312,6 +316,7 @@ class TurboModel(TurboPreTrainedModel):
         self,
         input_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
@@ -323,12 +328,21 @@ class TurboModel(TurboPreTrainedModel):
         """Embed clips and transcripts into the joint space and score every clip against every transcript.
 
         Args:
-            input_values, audio_attention_mask: The feature extractor's output.
+            input_values, audio_attention_mask, input_features: The feature extractor's output (`input_values` for
+                raw-waveform audio encoders, `input_features` for Whisper).
             input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output.
             return_loss: Compute the objective's contrastive loss on paired rows (`"turbo"` runs a second forward
                 pass in training mode for it). Not available for `"vanilla"`, which has none.
         """
-        inputs = (input_values, audio_attention_mask, input_ids, attention_mask, token_type_ids, position_ids)
+        inputs = (
+            input_values,
+            input_features,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+        )
         flags = (output_attentions, output_hidden_states)
         first = self._forward_pass(*inputs, *flags)
         logits_per_audio = first.audio_embeds @ first.text_embeds.T / self.config.temperature
@@ -379,6 +393,7 @@ class TurboForSequenceClassification(TurboPreTrainedModel):
         self,
         input_values: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
@@ -390,12 +405,21 @@ class TurboForSequenceClassification(TurboPreTrainedModel):
         """Classify paired (clip, transcript) rows; with `labels`, compute the objective's loss.
 
         Args:
-            input_values, audio_attention_mask: The feature extractor's output.
+            input_values, audio_attention_mask, input_features: The feature extractor's output (`input_values` for
+                raw-waveform audio encoders, `input_features` for Whisper).
             input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output.
             labels: `(batch,)` class indices (`num_labels > 1`), `(batch,)` floats for regression (`num_labels ==
                 1`), or `(batch, num_labels)` multi-hot floats for multi-label classification.
         """
-        inputs = (input_values, audio_attention_mask, input_ids, attention_mask, token_type_ids, position_ids)
+        inputs = (
+            input_values,
+            input_features,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+        )
         flags = (output_attentions, output_hidden_states)
         first = self._forward_pass(*inputs, *flags)
         if first.audio_hidden.shape[0] != first.text_hidden.shape[0]:

@@ -86,7 +86,8 @@ class AudioTextProcessor(ProcessorMixin):
 
 
 def validate_text(text: str | list[str]) -> list[str]:
-    """The transcripts as a list, or a `ValueError` naming what is wrong (type, empty list, empty transcript)."""
+    """The transcripts as a list, or a `ValueError` naming what is wrong (type, empty list, empty transcript, text
+    that is not valid Unicode)."""
     texts = [text] if isinstance(text, str) else text
     if not isinstance(texts, (list, tuple)):
         raise ValueError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
@@ -98,10 +99,20 @@ def validate_text(text: str | list[str]) -> list[str]:
     if len(texts) == 0:
         raise ValueError("`text` is an empty list: pass at least one transcript.")
     for index, item in enumerate(texts):
+        name = f"text[{index}]" if len(texts) > 1 else "text"
         if not item.strip():
-            name = f"text[{index}]" if len(texts) > 1 else "text"
             raise ValueError(
                 f"`{name}` is empty: drop rows whose transcript is empty (e.g. where the ASR found no speech); "
                 f"empty transcripts all embed alike and become false negatives of each other."
             )
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError as error:
+            # Lone surrogates (text decoded with errors="surrogateescape", or cut inside a UTF-16 pair): the
+            # tokenizers would fail with a TypeError that names nothing.
+            raise ValueError(
+                f"`{name}` is not valid Unicode: {error.object[error.start : error.end]!r} at character {error.start} "
+                "is a lone surrogate. Decode the transcripts with the right encoding, or clean them, e.g. "
+                "`text.encode('utf-8', 'replace').decode('utf-8')`."
+            ) from None
     return list(texts)

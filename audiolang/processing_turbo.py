@@ -1,4 +1,5 @@
-"""Processor for Turbo: DSCLAP's processor (raw waveforms + any tokenizer), with the same input checks."""
+"""Processor for Turbo: DSCLAP's processor (the audio tower's features + any tokenizer), with the same input
+checks."""
 
 from .processing_dsclap import DsclapProcessor
 
@@ -7,7 +8,8 @@ __all__ = ["TurboProcessor"]
 
 class TurboProcessor(DsclapProcessor):
     r"""Prepares paired (clip, transcript) batches for the Turbo models: a [`DsclapFeatureExtractor`] for raw
-    16 kHz waveforms and the text encoder's tokenizer. Same call, limits and errors as [`DsclapProcessor`]
+    16 kHz waveforms (or a [`DsclapWhisperFeatureExtractor`] for a Whisper audio encoder) and the text encoder's
+    tokenizer. Same call, limits and errors as [`DsclapProcessor`]
     (`TurboProcessor.from_config(turbo_config, tokenizer)` takes the limits of a `TurboConfig`); its own class so
     that a Turbo checkpoint names its processor.
 

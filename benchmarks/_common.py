@@ -5,10 +5,24 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from audiolang.metrics import mean_and_std
+
+__all__ = [
+    "RESULTS",
+    "Recorder",
+    "cached_finetune",
+    "mean_and_std",
+    "median_ratio",
+    "paired_timings",
+    "sweep_arguments",
+]
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -108,27 +122,10 @@ def sweep_arguments(
 
 
 def cached_finetune(output_dir: Path, argv: list[str]) -> dict:
-    """`run_scripts/run_finetune.py` with `argv` (plus `--output_dir output_dir`), unless that folder already holds its
-    `finetune_results.json`: sweeps resume where they stopped."""
+    """`run_scripts/run_finetune.py` with `argv` (plus `--output_dir output_dir`), in its own process, unless that
+    folder already holds its `finetune_results.json`: sweeps resume where they stopped."""
     results_file = output_dir / "finetune_results.json"
-    if results_file.is_file():
-        return json.loads(results_file.read_text())
-    import sys
-
-    scripts = str(Path(__file__).resolve().parent.parent / "run_scripts")
-    if scripts not in sys.path:
-        sys.path.insert(0, scripts)
-    from run_finetune import main as run_finetune
-
-    return run_finetune([*argv, "--output_dir", str(output_dir)])
-
-
-def mean_and_std(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
-    """`key` (mean) and `key_std` (sample standard deviation, 0 for one row) of each key present in the rows."""
-    summary = {}
-    for key in keys:
-        values = [row[key] for row in rows if key in row]
-        if values:
-            summary[key] = statistics.fmean(values)
-            summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    return summary
+    if not results_file.is_file():
+        script = Path(__file__).resolve().parent.parent / "run_scripts" / "run_finetune.py"
+        subprocess.run([sys.executable, str(script), *argv, "--output_dir", str(output_dir)], check=True)
+    return json.loads(results_file.read_text())

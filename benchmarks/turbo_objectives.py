@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--text_encoder_learning_rate", type=float, default=2e-5)
+    parser.add_argument(
+        "--freeze_audio_encoder", action="store_true", help="fine-tune with the audio tower frozen (cheaper)"
+    )
     parser.add_argument("--name", default="turbo_objectives", help="results file name")
     return parser.parse_args(argv)
 
@@ -68,6 +71,8 @@ def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> 
     ]  # fmt: skip
     if args.train_size:
         argv += ["--train_size", str(args.train_size)]
+    if args.freeze_audio_encoder:
+        argv += ["--freeze_audio_encoder", "true"]
     return cached_finetune(Path(args.output_dir) / task / objective / f"seed-{seed}", argv)
 
 

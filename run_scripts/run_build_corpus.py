@@ -8,13 +8,19 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
-import sys
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
-from audiolang.data import CORPUS_PRESETS, CorpusConfig, build_corpus, corpus_dir, corpus_info
+from audiolang.data import (
+    CORPUS_PRESETS,
+    CorpusConfig,
+    build_corpus,
+    corpus_dir,
+    corpus_info,
+    format_statistics,
+)
+from audiolang.training import configure_logging
 
 
 @dataclass
@@ -28,30 +34,28 @@ class BuildArguments:
     num_workers: int | None = field(
         default=None, metadata={"help": "rendering processes (default: all cores)"}
     )
+    asr: str = field(
+        default="pocketsphinx",
+        metadata={
+            "help": "the ASR giving asr_text: 'pocketsphinx' (with a domain LM from the pretrain split's text), "
+            "'whisper-base', 'whisper-tiny.en', or any load_asr spec"
+        },
+    )
     overwrite: bool = field(
-        default=False, metadata={"help": "replace an output_dir that holds another corpus"}
+        default=False,
+        metadata={
+            "help": "replace the corpus in output_dir (another one, or a damaged copy); a folder that holds "
+            "anything but an audiolang corpus is never replaced"
+        },
     )
 
 
-def format_statistics(stats: dict) -> str:
-    """A plain-text table of split sizes, speakers, hours and ASR error rates."""
-    lines = [f"{'split':<13}{'utts':>7}{'spk':>5}{'hours':>8}{'directed':>10}{'WER':>8}{'CER':>8}"]
-    for name, s in stats["splits"].items():
-        lines.append(
-            f"{name:<13}{s['utterances']:>7}{s['speakers']:>5}{s['hours']:>8.3f}{s['directed_share']:>10.2f}"
-            f"{s['asr_wer']:>8.1%}{s['asr_cer']:>8.1%}"
-        )
-    lines.append(
-        f"{'all':<13}{stats['utterances']:>7}{stats['speakers']:>5}{stats['hours']:>8.3f}{'':>10}"
-        f"{stats['asr_wer']:>8.1%}{stats['asr_cer']:>8.1%}"
-    )
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def main(argv: list[str] | None = None) -> None:
+    configure_logging()
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses(args=argv)
-    config = CorpusConfig.from_preset(args.preset, seed=args.seed, num_utterances=args.num_utterances)
+    config = CorpusConfig.from_preset(
+        args.preset, seed=args.seed, num_utterances=args.num_utterances, asr=args.asr
+    )
     path = corpus_dir(config, args.output_dir)
     build_corpus(config=config, output_dir=path, num_workers=args.num_workers, overwrite=args.overwrite)
     info = corpus_info(path)
@@ -68,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

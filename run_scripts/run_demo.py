@@ -8,12 +8,16 @@
 4. print and save the results table, and write the pre-trained model folder with its model card.
 
     python run_scripts/run_demo.py --preset default --output_dir out
+
+Each step runs its script in its own process; a step whose results file exists is skipped, so a re-run continues
+where an interrupted one stopped (a killed training step resumes from its last checkpoint, if it wrote one).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,14 +25,11 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from audiolang.data import CorpusConfig, build_corpus, corpus_dir, corpus_info
+from audiolang.data import CorpusConfig, build_corpus, corpus_dir, corpus_info, format_statistics
 from audiolang.hub import Result, write_model_card
+from audiolang.training import configure_logging
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run_finetune  # noqa: E402
-import run_pretrain  # noqa: E402
-from run_build_corpus import format_statistics  # noqa: E402
-
+SCRIPTS = Path(__file__).resolve().parent
 logger = logging.getLogger("run_demo")
 # The audio tower starts from random weights and needs a high rate; the pretrained text tower (all-MiniLM-L6-v2)
 # is wrecked by it within steps, so it gets the DSCLAP paper's 2e-5 (see audiolang/training/trainer.py).
@@ -85,8 +86,18 @@ def format_results(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def run_script(script: str, results_file: Path, argv: list[str]) -> dict:
+    """Run one of the run scripts in its own process and return the results it saved; a step whose results file
+    exists already ran (a re-run of the demo continues where it stopped)."""
+    if results_file.is_file():
+        logger.info("%s exists: skipping that step", results_file)
+    else:
+        subprocess.run([sys.executable, str(SCRIPTS / script), *argv], check=True)
+    return json.loads(results_file.read_text())
+
+
+def main(argv: list[str] | None = None) -> None:
+    configure_logging()
     (args,) = HfArgumentParser(DemoArguments).parse_args_into_dataclasses(args=argv)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.perf_counter()
     pretrained, initial = out / "dsclap", out / "dsclap-init"
-    pretrain = run_pretrain.main(
+    pretrain = run_script(
+        "run_pretrain.py",
+        pretrained / "pretrain_results.json",
         [
             "--model_type",
             "dsclap",
@@ -118,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             "--warmup_steps",
             "30",
             *_common(args, pretrained, args.pretrain_epochs),
-        ]
+        ],
     )
     timings["pretrain_s"] = time.perf_counter() - start
 
@@ -126,7 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     for task in args.tasks.split(","):
         for init, path in (("DSCLAP pre-trained", pretrained), ("no pre-training", initial)):
             start = time.perf_counter()
-            result = run_finetune.main(
+            finetuned = out / "finetune" / f"{task}-{'pretrained' if path == pretrained else 'baseline'}"
+            result = run_script(
+                "run_finetune.py",
+                finetuned / "finetune_results.json",
                 [
                     "--model_name_or_path",
                     str(path),
@@ -141,12 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                     "10",
                     "--save_model",
                     "false",
-                    *_common(
-                        args,
-                        out / "finetune" / f"{task}-{'pretrained' if path == pretrained else 'baseline'}",
-                        args.finetune_epochs,
-                    ),
-                ]
+                    *_common(args, finetuned, args.finetune_epochs),
+                ],
             )
             timings[f"finetune_{task}_{'pretrained' if path == pretrained else 'baseline'}_s"] = (
                 time.perf_counter() - start
@@ -193,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== results (test split, ASR transcripts, seed {args.seed})\n{table}")
     print(f"\n== timings: {json.dumps({k: round(v) for k, v in timings.items()})}")
     print(f"== model folder with card: {pretrained}")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

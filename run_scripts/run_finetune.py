@@ -20,19 +20,22 @@ all trial pairs of ``--speaker_test_split``, speakers never seen in training).
 The model is evaluated on ``--test_split`` at the end (or on each fold's test fold); results go to
 ``<output_dir>/finetune_results.json`` (per fold, with mean and standard deviation across folds) and into the
 saved model's card. Models that return joint embeddings (Turbo) also report the alignment and uniformity of the
-test embeddings and save them to ``test_embeddings.npz``.
+test embeddings and save them to ``test_embeddings.npz``. The model is saved before the test evaluation.
+
+As in ``run_pretrain.py``: re-running a killed command resumes from the last checkpoint in ``--output_dir`` (each
+fold's folder under ``--num_folds``); a non-empty ``--output_dir`` that holds anything else is refused unless
+``--overwrite_output_dir``, and an ``--output_dir`` equal to ``--model_name_or_path`` always; every clip is checked
+before training (``--bad_audio error|skip``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-from datasets import Dataset, DatasetDict, concatenate_datasets
+from datasets import DatasetDict, concatenate_datasets
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import (
@@ -44,16 +47,25 @@ from audiolang import (
     TurboProcessor,
 )
 from audiolang.hub import Result, write_model_card
-from audiolang.metrics import alignment, make_compute_metrics, speaker_verification_eer, uniformity
+from audiolang.metrics import TRAINER_BOOKKEEPING, make_compute_metrics, summarise_runs
 from audiolang.training import (
+    ROW_INDEX_COLUMN,
     TASKS,
+    AudioTextTrainer,
     DataCollatorForAudioText,
-    ModuleLearningRateTrainer,
+    RunArguments,
     add_length_column,
-    collect_outputs,
+    add_row_index,
+    check_audio,
+    check_model_family,
     configure_logging,
+    evaluate_test_split,
     few_shot,
+    k_fold_splits,
     load_splits,
+    min_audio_samples,
+    resume_checkpoint,
+    speaker_verification_metrics,
     task_dataset,
 )
 
@@ -68,6 +80,8 @@ MODEL_CLASSES = {
 SPEAKER_MODEL_CLASSES = {"ctal": CtalForXVector}
 # Families whose configs carry encoder-freezing switches.
 FREEZABLE = ("dsclap", "turbo")
+# The families whose saved folders each --model_type fine-tunes: Turbo starts from DSCLAP's encoders too.
+SOURCE_FAMILIES = {"dsclap": ("dsclap",), "turbo": ("turbo", "dsclap"), "ctal": ("ctal",)}
 
 
 @dataclass
@@ -122,32 +136,65 @@ class FinetuneArguments:
 
 
 TEXT_COLUMNS = {"asr": "asr_text", "manual": "text"}
-# Trainer.evaluate adds these bookkeeping entries beside the task metrics of compute_metrics.
-NOT_METRICS = {"loss", "runtime", "samples_per_second", "steps_per_second", "epoch"}
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((FinetuneArguments, TrainingArguments))
-    args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((FinetuneArguments, RunArguments, TrainingArguments))
+    args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
     validate_arguments(args)
+    check_model_family(args.model_name_or_path, SOURCE_FAMILIES[args.model_type], option="--model_type")
+    output_dir = Path(training_args.output_dir)
+    fold_dirs = (
+        [output_dir] if args.num_folds == 1 else [output_dir / f"fold-{i}" for i in range(args.num_folds)]
+    )
+    if args.num_folds > 1 and training_args.resume_from_checkpoint:
+        raise ValueError(
+            "--resume_from_checkpoint names one checkpoint, but with --num_folds each fold resumes from the last "
+            "checkpoint of its own folder (<output_dir>/fold-<i>): drop --resume_from_checkpoint."
+        )
+    checkpoints = [
+        resume_checkpoint(
+            folder,
+            run_args.overwrite_output_dir,
+            training_args.resume_from_checkpoint,
+            args.model_name_or_path,
+        )
+        for folder in fold_dirs
+    ]
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False
+    processor = load_processor(args)
 
     with training_args.main_process_first(desc="dataset preparation"):
-        folds, label_names = prepare_folds(args, training_args.seed)
+        splits, label_names = load_task_splits(args)
+        # The first run's model tells how short a clip its audio encoder can take.
+        model = load_model(args, label_names)
+        splits = check_audio(
+            splits,
+            audio_column=args.audio_column,
+            sampling_rate=processor.feature_extractor.sampling_rate,
+            min_samples=min_audio_samples(processor.feature_extractor, getattr(model, "audio_model", None)),
+            bad_audio=run_args.bad_audio,
+            num_proc=run_args.preprocessing_num_workers,
+        )
+        # group_by_length groups evaluation batches too, so every split needs its lengths.
+        splits = DatasetDict({name: add_length_column(split) for name, split in splits.items()})
+        folds = make_folds(args, splits, training_args.seed)
 
-    output_dir = Path(training_args.output_dir)
     runs = []
-    for index, splits in enumerate(folds):
+    for index, (fold, folder, checkpoint) in enumerate(zip(folds, fold_dirs, checkpoints, strict=True)):
         fold_args = training_args
         if len(folds) > 1:
             logger.info("fold %d of %d", index + 1, len(folds))
-            fold_args = replace(training_args, output_dir=str(output_dir / f"fold-{index}"))
+            fold_args = replace(training_args, output_dir=str(folder))
             set_seed(training_args.seed)
-        runs.append(train_and_evaluate(args, fold_args, splits, label_names, save=len(folds) == 1))
+            model = model if index == 0 else load_model(args, label_names)
+        runs.append(
+            train_and_evaluate(args, fold_args, model, processor, fold, checkpoint, save=len(folds) == 1)
+        )
 
-    results = summarise(args, training_args, runs)
+    results = {**run_description(args, training_args, runs[0]), **summarise_runs(runs)}
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "finetune_results.json").write_text(json.dumps(results, indent=2))
@@ -184,8 +231,9 @@ def validate_arguments(args: FinetuneArguments) -> None:
         )
 
 
-def prepare_folds(args: FinetuneArguments, seed: int) -> tuple[list[DatasetDict], list[str] | None]:
-    """The train/validation/test splits of each run: the fixed splits, or k cross-validation folds."""
+def load_task_splits(args: FinetuneArguments) -> tuple[DatasetDict, list[str] | None]:
+    """The splits a run uses, with the task's `labels` and row indices; and the label names (None for
+    regression). Speaker verification's trial split has no labels: its speakers are outside the classifier's."""
     if args.task == "speaker":
         names = (args.train_split, args.validation_split)
     elif args.num_folds == 1:
@@ -198,45 +246,25 @@ def prepare_folds(args: FinetuneArguments, seed: int) -> tuple[list[DatasetDict]
     if missing:
         raise ValueError(f"split(s) {missing} not in the dataset, which has {sorted(data)}")
     splits, label_names = task_dataset(DatasetDict({name: data[name] for name in names}), args.task)
-    # group_by_length groups evaluation batches too, so every split needs its lengths.
-    splits = DatasetDict({name: add_length_column(split) for name, split in splits.items()})
-    if args.num_folds == 1:
-        splits[args.train_split] = few_shot(splits[args.train_split], args.train_size, seed)
-        # Speaker verification tests on speakers outside the classifier's label set: the trial split has no labels.
-        test = (
-            add_length_column(data[args.speaker_test_split])
-            if args.task == "speaker"
-            else splits[args.test_split]
-        )
-        return [
-            DatasetDict(train=splits[args.train_split], validation=splits[args.validation_split], test=test)
-        ], label_names
-    return k_fold_splits(
-        concatenate_datasets(list(splits.values())), args.num_folds, seed, args.train_size
-    ), label_names
+    if args.task == "speaker":
+        splits[args.speaker_test_split] = data[args.speaker_test_split]
+    return DatasetDict({name: add_row_index(split) for name, split in splits.items()}), label_names
 
 
-def k_fold_splits(
-    pool: Dataset, num_folds: int, seed: int, train_size: int | None = None
-) -> list[DatasetDict]:
-    """Seeded k-fold cross-validation: fold i is the test set, fold (i + 1) mod k the validation set, the other
-    k - 2 folds the training set (the Turbo paper's 8/1/1 with k = 10). Every row is tested exactly once."""
-    if pool.num_rows < num_folds:
-        raise ValueError(f"{pool.num_rows} rows cannot make {num_folds} folds")
-    order = np.random.default_rng(seed).permutation(pool.num_rows)
-    folds = np.array_split(order, num_folds)
-    runs = []
-    for i in range(num_folds):
-        validation = (i + 1) % num_folds
-        train = np.concatenate([fold for j, fold in enumerate(folds) if j not in (i, validation)])
-        runs.append(
-            DatasetDict(
-                train=few_shot(pool.select(np.sort(train)), train_size, seed),
-                validation=pool.select(np.sort(folds[validation])),
-                test=pool.select(np.sort(folds[i])),
-            )
+def make_folds(args: FinetuneArguments, splits: DatasetDict, seed: int) -> list[DatasetDict]:
+    """The train/validation/test splits of each run: the fixed splits, or k cross-validation folds."""
+    if args.num_folds > 1:
+        return k_fold_splits(
+            concatenate_datasets(list(splits.values())), args.num_folds, seed, args.train_size
         )
-    return runs
+    test = args.speaker_test_split if args.task == "speaker" else args.test_split
+    return [
+        DatasetDict(
+            train=few_shot(splits[args.train_split], args.train_size, seed),
+            validation=splits[args.validation_split],
+            test=splits[test],
+        )
+    ]
 
 
 def load_model(args: FinetuneArguments, label_names: list[str] | None):
@@ -277,35 +305,51 @@ def load_processor(args: FinetuneArguments):
 def train_and_evaluate(
     args: FinetuneArguments,
     training_args: TrainingArguments,
+    model,
+    processor,
     splits: DatasetDict,
-    label_names: list[str] | None,
+    checkpoint: str | None,
     save: bool,
 ) -> dict:
-    """Fine-tune on ``splits["train"]`` (``validation`` is the Trainer's eval set), test on ``test``."""
-    model = load_model(args, label_names)
-    processor = load_processor(args)
+    """Fine-tune on ``splits["train"]`` (``validation`` is the Trainer's eval set), save, then test on ``test``."""
     collator = DataCollatorForAudioText(
         processor,
         audio_column=args.audio_column,
         text_column=TEXT_COLUMNS[args.text_source],
         label_column="labels",
+        index_column=ROW_INDEX_COLUMN,
     )
-    rates = {"text_model.": args.text_encoder_learning_rate, "audio_model.": args.audio_encoder_learning_rate}
-    trainer = ModuleLearningRateTrainer(
+    trainer = AudioTextTrainer(
         model=model,
         args=training_args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         data_collator=collator,
+        processing_class=processor,
         compute_metrics=make_compute_metrics(args.task),
-        module_learning_rates=rates,
+        module_learning_rates={
+            "text_model.": args.text_encoder_learning_rate,
+            "audio_model.": args.audio_encoder_learning_rate,
+        },
     )
-    trainer.train()
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
     out = Path(training_args.output_dir)
+    if save and args.save_model:
+        # Before the test evaluation, so that a failing evaluation never loses the training.
+        trainer.save_model()
+    metrics = {**train_result.metrics, "train_samples": splits["train"].num_rows}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
     if args.task == "speaker":
-        metrics = speaker_verification(args, trainer, processor, splits)
+        metrics = speaker_verification_metrics(
+            trainer, processor, splits["test"], TEXT_COLUMNS[args.text_source], args.audio_column
+        )
     else:
-        metrics = test_metrics(trainer, splits["test"], out)
+        metrics = evaluate_test_split(trainer, splits["test"], out)
+    trainer.log_metrics("test", metrics)
+    trainer.save_metrics("test", metrics)
     run = {
         "objective": getattr(trainer.model.config, "objective", None),
         "train_size": splits["train"].num_rows,
@@ -313,82 +357,23 @@ def train_and_evaluate(
         **metrics,
     }
     if save and args.save_model and trainer.is_world_process_zero():
-        trainer.save_model(str(out))
-        processor.save_pretrained(str(out))
         write_card(args, training_args, out, run)
     return run
 
 
-def test_metrics(trainer, test: Dataset, out: Path) -> dict:
-    """The task metrics on the test split; for models with joint embeddings (Turbo) also their alignment and
-    uniformity, and the embeddings themselves in ``out/test_embeddings.npz``."""
-    prediction = trainer.predict(test, metric_key_prefix="test")
-    metrics = {k: v for k, v in prediction.metrics.items() if isinstance(v, (int, float))}
-    embeddings = _joint_embeddings(trainer.model, prediction.predictions)
-    if embeddings is not None:
-        audio, text = embeddings
-        metrics["test_alignment"] = alignment(audio, text)
-        metrics["test_uniformity_audio"] = uniformity(audio)
-        metrics["test_uniformity_text"] = uniformity(text)
-        if trainer.is_world_process_zero():
-            out.mkdir(parents=True, exist_ok=True)
-            np.savez(out / "test_embeddings.npz", audio=audio, text=text, labels=prediction.label_ids)
-    return metrics
-
-
-def speaker_verification(args: FinetuneArguments, trainer, processor, splits: DatasetDict) -> dict:
-    """Validation accuracy over the training speakers, then the EER of cosine scoring over every trial pair of the
-    unseen speakers' utterances, from the head's pre-classifier embeddings."""
-    metrics = {k: v for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
-    (embeddings,) = collect_outputs(
-        trainer.model,
-        processor,
-        splits["test"],
-        TEXT_COLUMNS[args.text_source],
-        lambda output, batch: (output.embeddings,),
-        batch_size=trainer.args.per_device_eval_batch_size,
-        audio_column=args.audio_column,
-    )
-    result = speaker_verification_eer(embeddings.numpy(), splits["test"]["speaker_id"])
-    metrics.update(
-        test_eer=result.eer,
-        test_eer_threshold=result.threshold,
-        test_target_trials=result.target_trials,
-        test_nontarget_trials=result.nontarget_trials,
-    )
-    return metrics
-
-
-def _joint_embeddings(model, predictions) -> tuple[np.ndarray, np.ndarray] | None:
-    """The test set's L2-normalised audio and text joint embeddings, for models whose output has them (Turbo:
-    predictions are ``(logits, audio_embeds, text_embeds)``)."""
-    if not isinstance(model, TurboForSequenceClassification):
-        return None
-    _, audio, text = predictions[:3]
-    return np.asarray(audio), np.asarray(text)
-
-
-def summarise(args: FinetuneArguments, training_args: TrainingArguments, runs: list[dict]) -> dict:
-    results = {
+def run_description(args: FinetuneArguments, training_args: TrainingArguments, first_run: dict) -> dict:
+    """What the results file records about the run beside its metrics."""
+    return {
         "model_type": args.model_type,
         "task": args.task,
         "model_name_or_path": args.model_name_or_path,
         "text_source": args.text_source,
-        "objective": runs[0]["objective"],
+        "objective": first_run["objective"],
         "seed": training_args.seed,
         "num_folds": args.num_folds,
         "freeze_audio_encoder": args.freeze_audio_encoder,
         "freeze_text_encoder": args.freeze_text_encoder,
     }
-    if len(runs) == 1:
-        return {**results, **runs[0]}
-    keys = [key for key in runs[0] if key.startswith("test_") and key[len("test_") :] not in NOT_METRICS]
-    for key in keys:
-        values = np.array([run[key] for run in runs], dtype=np.float64)
-        results[key] = float(values.mean())
-        results[f"{key}_std"] = float(values.std(ddof=1))
-    results["folds"] = runs
-    return results
 
 
 def write_card(args: FinetuneArguments, training_args: TrainingArguments, out: Path, run: dict) -> None:
@@ -397,7 +382,7 @@ def write_card(args: FinetuneArguments, training_args: TrainingArguments, out: P
         for key, value in run.items()
         if key.startswith("test_")
         and key[len("test_") :]
-        not in NOT_METRICS | {"size", "eer_threshold", "target_trials", "nontarget_trials"}
+        not in TRAINER_BOOKKEEPING | {"size", "eer_threshold", "target_trials", "nontarget_trials"}
     ]
     write_model_card(
         out,
@@ -417,4 +402,3 @@ def write_card(args: FinetuneArguments, training_args: TrainingArguments, out: P
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

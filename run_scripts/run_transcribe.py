@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Add an ASR transcript column to a ``datasets`` dataset that has an audio column.
 
-Resumable and shardable: shard ``i`` of ``n`` (contiguous rows) is written to
-``output_dir/shards/<i>-of-<n>`` only once complete, and a shard whose folder exists is skipped on a
-re-run. Once every shard exists, shard 0 (or a run with ``--merge_only``) concatenates them, in row
-order, into ``output_dir/dataset`` (a ``load_from_disk`` folder).
+The transcribed dataset is saved in ``--output_dir`` itself (``load_from_disk(output_dir)``), with the language model
+in ``output_dir/lm`` when ``--build_lm_from_column`` builds one. Resumable and shardable: shard ``i`` of ``n``
+(contiguous rows) is written to ``output_dir/.transcribe/shards/<i>-of-<n>`` only once complete, and a shard whose
+folder exists is skipped on a re-run. Once every shard exists, shard 0 (or a run with ``--merge_only``) concatenates
+them, in row order, saves the result in ``output_dir`` and removes ``.transcribe``. An ``--output_dir`` that holds
+anything else is refused.
 
     # one process, all cores:
     python run_scripts/run_transcribe.py --dataset_path data/my_set --output_dir out/asr \
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +38,18 @@ from audiolang.data.asr import (
     missing_shards,
     transcribe_shard,
 )
+from audiolang.training import configure_logging
 
 logger = logging.getLogger("run_transcribe")
+# Shards and the merge in progress, inside --output_dir; removed once the dataset is saved there.
+WORK_DIR = ".transcribe"
 
 
 @dataclass
 class TranscribeArguments:
-    output_dir: str = field(metadata={"help": "Receives shards/<i>-of-<n>/, dataset/ and, if built, lm/."})
+    output_dir: str = field(
+        metadata={"help": "Receives the transcribed dataset (load_from_disk) and, if built, lm/."}
+    )
     dataset_path: str | None = field(
         default=None, metadata={"help": "A Dataset or DatasetDict folder written by save_to_disk."}
     )
@@ -51,7 +59,8 @@ class TranscribeArguments:
     asr: str = field(
         default="pocketsphinx",
         metadata={
-            "help": "ASR back-end: 'pocketsphinx', 'faster-whisper:<CTranslate2 model dir>', or a transformers "
+            "help": "ASR back-end: 'pocketsphinx', 'whisper-base' / 'whisper-tiny.en' (the packaged Whisper), "
+            "'whisper:<transformers Whisper folder>', 'faster-whisper:<CTranslate2 model dir>', or a transformers "
             "ASR model (hub id or local folder)."
         },
     )
@@ -115,9 +124,27 @@ def build_asr(args: TranscribeArguments, dataset: Dataset) -> ASRBackend:
     return load_asr(args.asr, **kwargs)
 
 
+def check_output_dir(args: TranscribeArguments) -> None:
+    """The dataset is saved in --output_dir: refuse one that holds anything but this command's own work."""
+    output_dir = Path(args.output_dir)
+    if args.dataset_path is not None and output_dir.resolve() == Path(args.dataset_path).resolve():
+        raise ValueError("--output_dir is --dataset_path: the transcribed copy would replace the dataset.")
+    if not output_dir.is_dir() or (output_dir / WORK_DIR).is_dir():
+        return  # a new folder, or one that an earlier run of this command is still filling
+    content = sorted(p.name for p in output_dir.iterdir() if p.name != "lm")
+    if content:
+        raise ValueError(
+            f"--output_dir {str(output_dir)!r} is not empty (it holds {', '.join(content[:5])}): the transcribed "
+            "dataset is saved there, so choose a new or empty folder (a finished transcription is loaded with "
+            "datasets.load_from_disk)."
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    configure_logging()
+    check_output_dir(args)
+    work_dir = Path(args.output_dir) / WORK_DIR
     launched_by_torchrun = "WORLD_SIZE" in os.environ
     shard_index = args.shard_index if args.shard_index is not None else int(os.environ.get("RANK", 0))
     num_shards = args.num_shards if args.num_shards is not None else int(os.environ.get("WORLD_SIZE", 1))
@@ -132,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
         transcribe_shard(
             dataset,
             build_asr(args, dataset),
-            args.output_dir,
+            work_dir,
             shard_index=shard_index,
             num_shards=num_shards,
             audio_column=args.audio_column,
@@ -144,17 +171,20 @@ def main(argv: list[str] | None = None) -> None:
             return
         if launched_by_torchrun:
             # torchrun stops every rank when one fails, so this wait cannot outlive a crashed shard.
-            while missing := missing_shards(args.output_dir, num_shards):
+            while missing := missing_shards(work_dir, num_shards):
                 logger.info("waiting for shards %s", missing)
                 time.sleep(args.poll_interval_s)
-        elif missing := missing_shards(args.output_dir, num_shards):
+        elif missing := missing_shards(work_dir, num_shards):
             logger.info(
                 "shards %s are not finished: not merging yet. Re-run shard 0, or run with --merge_only, once "
                 "they are.",
                 missing,
             )
             return
-    merge_shards(args.output_dir, num_shards)
+    merged = merge_shards(work_dir, num_shards)
+    load_from_disk(str(merged)).save_to_disk(args.output_dir)
+    shutil.rmtree(work_dir)
+    logger.info("transcribed dataset saved in %s", args.output_dir)
 
 
 if __name__ == "__main__":

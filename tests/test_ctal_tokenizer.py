@@ -322,7 +322,7 @@ def test_run_script_trains_on_a_split_column(
     script = load_run_script(monkeypatch)
     out = tmp_path / "tokenizer"
     common = ["--dataset_path", str(tmp_path / "data"), "--vocab_size", "400", "--output_dir", str(out)]
-    assert script.main(common) == 0
+    script.main(common)
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary == {
         "output_dir": str(out),
@@ -332,7 +332,9 @@ def test_run_script_trains_on_a_split_column(
         "text_column": "text",
     }
     assert AutoTokenizer.from_pretrained(out).get_vocab() == ctal_tokenizer.get_vocab()
-    assert script.main([*common, "--text_column", "asr_text"]) == 0
+    with pytest.raises(ValueError, match="is not empty .* --overwrite_output_dir"):
+        script.main([*common, "--text_column", "asr_text"])
+    script.main([*common, "--text_column", "asr_text", "--overwrite_output_dir", "true"])
     assert "NAVIGATE" in AutoTokenizer.from_pretrained(out).get_vocab()
     with pytest.raises(ValueError, match=r"`--split` 'train' is not in the dataset; its splits are"):
         script.main([*common, "--split", "train"])

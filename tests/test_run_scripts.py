@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datasets import Dataset, load_from_disk
+from datasets import load_from_disk
 from huggingface_hub import ModelCard
 from transformers import (
     AutoModel,
@@ -222,21 +222,6 @@ def test_finetune_k_fold_cross_validation(pretrained, corpus, tmp_path):
     assert results["test_accuracy"] == pytest.approx(np.mean(accuracies))
     assert results["test_accuracy_std"] == pytest.approx(np.std(accuracies, ddof=1))
     assert not (tmp_path / "cv" / "model.safetensors").exists()  # fold models are not kept
-
-
-def test_k_fold_splits_partition_the_pool():
-    sys.path.insert(0, str(SCRIPTS))
-    from run_finetune import k_fold_splits
-
-    pool = Dataset.from_dict({"i": list(range(23))})
-    runs = k_fold_splits(pool, 5, seed=3)
-    tested = sorted(i for run_ in runs for i in run_["test"]["i"])
-    assert tested == list(range(23))
-    for run_ in runs:
-        parts = [set(run_[name]["i"]) for name in ("train", "validation", "test")]
-        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
-        assert len(parts[0]) + len(parts[1]) + len(parts[2]) == 23
-    assert k_fold_splits(pool, 5, seed=3)[0]["test"]["i"] == runs[0]["test"]["i"]  # seeded
 
 
 def test_finetune_rejects_bad_arguments(pretrained, corpus, tmp_path):

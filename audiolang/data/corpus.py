@@ -337,15 +337,37 @@ def _remove_stale_temporaries(output_dir: Path) -> None:
             continue
 
 
+def _damage(path: Path, marker: dict[str, Any]) -> list[str]:
+    """How the files of a corpus folder differ from what its complete build wrote (the marker's file list)."""
+    problems = []
+    for name, size in marker["files"].items():
+        file = path / name
+        if not file.is_file():
+            problems.append(f"{name} is missing")
+        elif file.stat().st_size != size:
+            problems.append(f"{name} has {file.stat().st_size} bytes, {size} when built")
+    return problems
+
+
 def load_corpus(path: str | os.PathLike[str]):
-    """Load a corpus written by ``build_corpus`` (a ``DatasetDict``); refuses incomplete folders."""
+    """Load a corpus written by ``build_corpus`` (a ``DatasetDict``); refuses incomplete or damaged folders: one
+    without the marker, or with a file missing or of another size than the build wrote."""
     from datasets import load_from_disk
 
     path = Path(path)
-    if _read_marker(path) is None:
+    marker = _read_marker(path)
+    if marker is None:
         raise ValueError(
             f"{str(path)!r} is not a complete audiolang corpus (no {MARKER}); build one with "
             "`python run_scripts/run_build_corpus.py --output_dir ...`"
+        )
+    if "files" not in marker:
+        logger.warning("%s predates file lists in %s: its files cannot be checked for damage", path, MARKER)
+    elif problems := _damage(path, marker):
+        raise ValueError(
+            f"the corpus at {str(path)!r} is damaged ({'; '.join(problems[:5])}"
+            f"{'; ...' if len(problems) > 5 else ''}): rebuild it with `python run_scripts/run_build_corpus.py "
+            f"--output_dir {path} --overwrite` (or build_corpus(..., overwrite=True))."
         )
     return load_from_disk(str(path))
 
@@ -356,6 +378,21 @@ def corpus_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     if info is None:
         raise ValueError(f"{str(path)!r} is not a complete audiolang corpus (no {MARKER})")
     return info
+
+
+def format_statistics(stats: dict[str, Any]) -> str:
+    """A plain-text table of split sizes, speakers, hours and ASR error rates (``corpus_info(path)["statistics"]``)."""
+    lines = [f"{'split':<13}{'utts':>7}{'spk':>5}{'hours':>8}{'directed':>10}{'WER':>8}{'CER':>8}"]
+    for name, s in stats["splits"].items():
+        lines.append(
+            f"{name:<13}{s['utterances']:>7}{s['speakers']:>5}{s['hours']:>8.3f}{s['directed_share']:>10.2f}"
+            f"{s['asr_wer']:>8.1%}{s['asr_cer']:>8.1%}"
+        )
+    lines.append(
+        f"{'all':<13}{stats['utterances']:>7}{stats['speakers']:>5}{stats['hours']:>8.3f}{'':>10}"
+        f"{stats['asr_wer']:>8.1%}{stats['asr_cer']:>8.1%}"
+    )
+    return "\n".join(lines)
 
 
 def corpus_statistics(dataset) -> dict[str, Any]:
@@ -408,8 +445,9 @@ def build_corpus(
             ``large``; ``num_utterances`` rescales any preset to that total.
         output_dir: where to save it; defaults to ``$AUDIOLANG_CACHE/corpus/<preset>-<fingerprint>``
             (``~/.cache/audiolang`` when unset). A folder that already holds the same corpus (same
-            fingerprint) is loaded instead of rebuilt; one holding another corpus is an error unless
-            ``overwrite``.
+            fingerprint) is loaded instead of rebuilt (and refused if a file is damaged); one holding another
+            corpus is an error unless ``overwrite``; a non-empty folder that holds no corpus is always an error.
+        overwrite: replace a corpus (another one, or a damaged copy of this one) in ``output_dir``.
         seed: same seed, same audio and text, on any machine with the same synthesiser versions.
         num_workers: rendering processes; defaults to every core.
         config: a full ``CorpusConfig`` (overrides preset/seed/num_utterances).
@@ -423,11 +461,19 @@ def build_corpus(
     if marker is not None and marker.get("fingerprint") == config.fingerprint() and not overwrite:
         logger.info("using the cached corpus at %s", out)
         return load_corpus(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise ValueError(
-            f"output_dir {str(out)!r} exists and holds something else than this corpus "
-            f"(fingerprint {config.fingerprint()}); pass overwrite=True (--overwrite) or choose another folder"
-        )
+    if out.exists() and any(out.iterdir()):
+        if marker is None:
+            raise ValueError(
+                f"output_dir {str(out)!r} is not empty and holds no audiolang corpus (no {MARKER}): audiolang "
+                "replaces only a corpus it built, even with overwrite. Choose another folder, or empty this one "
+                "yourself."
+            )
+        if not overwrite:
+            raise ValueError(
+                f"output_dir {str(out)!r} holds another corpus (fingerprint {marker.get('fingerprint')}, this one "
+                f"is {config.fingerprint()}); pass overwrite=True (--overwrite) to replace it, or choose another "
+                "folder"
+            )
     plans = plan_corpus(config)
     check_engines({p.speaker.engine for p in plans})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -437,7 +483,7 @@ def build_corpus(
     try:
         _build_into(tmp, config, plans, num_workers, asr, progress)
         if out.exists():
-            shutil.rmtree(out)
+            shutil.rmtree(out)  # an empty folder, or a corpus that audiolang built (checked above)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -504,8 +550,16 @@ def _build_into(
         "config": asdict(config),
         "statistics": stats,
         "description": description,
+        # What the complete build wrote, so that a later truncated or deleted file is noticed at load time.
+        "files": {
+            file.relative_to(tmp).as_posix(): file.stat().st_size
+            for file in sorted(tmp.rglob("*"))
+            if file.is_file()
+        },
     }
     # The marker is written last: a folder without it is never trusted.
     with tempfile.NamedTemporaryFile("w", dir=tmp, delete=False, suffix=".json") as f:
         json.dump(info, f, indent=2, default=str)
+    # NamedTemporaryFile creates the file 0600; the corpus is meant to be shared (a cache other users read).
+    os.chmod(f.name, 0o644)
     os.replace(f.name, tmp / MARKER)

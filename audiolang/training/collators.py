@@ -27,6 +27,8 @@ class DataCollatorForAudioText:
             return_tensors="pt")``.
         audio_column: a decoded ``datasets.Audio`` column (or ``{"array", "sampling_rate"}`` dicts).
         text_column: the transcripts (``asr_text`` for ASR-transcribed input, ``text`` for manual).
+            Either column may be None for rows of one modality (lrat's unpaired audio or text): the batch
+            then holds only the other modality's keys.
         label_column: if set, its values become ``labels`` (int64 for classes, float32 for regression).
         sampling_rate: the rate the processor expects; rows at another rate are an error, not resampled
             (cast the column with ``Audio(sampling_rate=...)`` to resample once, in ``datasets``).
@@ -36,40 +38,83 @@ class DataCollatorForAudioText:
             evidence (often far-field talk), so the row is kept; the default is the tokenizer's unknown
             token. Pre-training should drop such rows instead (``drop_empty_transcripts``): identical
             empty texts would be false negatives of each other.
+        index_column: a column holding each row's index in its dataset (see ``add_row_index``): errors then
+            name that row, not the row's position in the batch.
     """
 
     processor: Any
-    audio_column: str = "audio"
-    text_column: str = "asr_text"
+    audio_column: str | None = "audio"
+    text_column: str | None = "asr_text"
     label_column: str | None = None
     sampling_rate: int = 16_000
     truncate_audio: bool = True
     empty_text: str | None = None
+    index_column: str | None = None
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> BatchFeature:
-        audio = []
-        for i, row in enumerate(features):
-            array, rate = audio_to_array(row[self.audio_column])
-            if rate != self.sampling_rate:
-                raise ValueError(
-                    f"row {i} of the batch: `{self.audio_column}` is sampled at {rate} Hz, expected "
-                    f"{self.sampling_rate}; cast the column with datasets.Audio(sampling_rate={self.sampling_rate})"
-                )
-            audio.append(np.asarray(array, dtype=np.float32))
-        placeholder = self.empty_text or self.processor.tokenizer.unk_token
-        text = [row[self.text_column] if row[self.text_column].strip() else placeholder for row in features]
-        batch = self.processor(
+        if self.audio_column is None and self.text_column is None:
+            raise ValueError("`audio_column` and `text_column` are both None: name at least one of them.")
+        audio = (
+            None if self.audio_column is None else [self._audio(features, i) for i in range(len(features))]
+        )
+        text = None
+        if self.text_column is not None:
+            placeholder = self.empty_text or self.processor.tokenizer.unk_token
+            text = [
+                row[self.text_column] if row[self.text_column].strip() else placeholder for row in features
+            ]
+        try:
+            batch = self._process(audio, text)
+        except ValueError as error:
+            raise self._name_bad_row(features, audio, text, error) from error
+        if self.label_column is not None:
+            labels = [row[self.label_column] for row in features]
+            dtype = torch.float32 if isinstance(labels[0], float) else torch.long
+            batch["labels"] = torch.tensor(labels, dtype=dtype)
+        return batch
+
+    def _audio(self, features: Sequence[dict[str, Any]], i: int) -> np.ndarray:
+        try:
+            array, rate = audio_to_array(features[i][self.audio_column])
+        except Exception as error:
+            raise ValueError(f"{self._row_name(features, i)}: `{self.audio_column}`: {error}") from error
+        if rate != self.sampling_rate:
+            raise ValueError(
+                f"{self._row_name(features, i)}: `{self.audio_column}` is sampled at {rate} Hz, expected "
+                f"{self.sampling_rate}; cast the column with datasets.Audio(sampling_rate={self.sampling_rate})"
+            )
+        return np.asarray(array, dtype=np.float32)
+
+    def _process(self, audio: list[np.ndarray] | None, text: list[str] | None) -> BatchFeature:
+        return self.processor(
             audio=audio,
             text=text,
             sampling_rate=self.sampling_rate,
             truncate_audio=self.truncate_audio,
             return_tensors="pt",
         )
-        if self.label_column is not None:
-            labels = [row[self.label_column] for row in features]
-            dtype = torch.float32 if isinstance(labels[0], float) else torch.long
-            batch["labels"] = torch.tensor(labels, dtype=dtype)
-        return batch
+
+    def _row_name(self, features: Sequence[dict[str, Any]], position: int) -> str:
+        if self.index_column is not None and self.index_column in features[position]:
+            return f"dataset row {features[position][self.index_column]}"
+        return f"row {position} of the batch"
+
+    def _name_bad_row(
+        self,
+        features: Sequence[dict[str, Any]],
+        audio: list[np.ndarray] | None,
+        text: list[str] | None,
+        error: ValueError,
+    ) -> ValueError:
+        """The processor's error about the batch, about the first row that fails on its own instead: it names
+        `audio[4]`, a position that means nothing outside this batch. Only runs once a batch has failed."""
+        for position in range(len(features)):
+            rows = slice(position, position + 1)
+            try:
+                self._process(None if audio is None else audio[rows], None if text is None else text[rows])
+            except ValueError as row_error:
+                return ValueError(f"{self._row_name(features, position)}: {row_error}")
+        return error
 
 
 class AudioSpanMaskingOutput(NamedTuple):
@@ -94,6 +139,7 @@ def mask_audio_spans(
     max_span: int = 50,
     zero_probability: float = 0.8,
     replace_probability: float = 0.1,
+    replacement: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> AudioSpanMaskingOutput:
     """Segment masking of acoustic frames, CTAL's masked cross-modal acoustic modelling (Sec. 3.2.2).
@@ -107,9 +153,14 @@ def mask_audio_spans(
     unchanged), and kept unchanged otherwise. As in BERT, all three count as frames to reconstruct. Padding is
     never selected.
 
+    With `replacement`, the replace branch copies the *same* frames of `replacement` instead (lrat's Ĉ on paired data:
+    segments of a clip replaced by the same segments of its IDP translation), and only the first
+    `replacement.shape[1]` frames of a row can be selected.
+
     Args:
         input_features: `(batch, frames, feature_size)`.
         audio_attention_mask: `(batch, frames)`, 1 on real frames (a prefix of each row); all frames when `None`.
+        replacement: `(batch, frames', feature_size)`, the source of the replace branch (see above).
         generator: Source of randomness (CPU); torch's global generator when `None`.
 
     Returns an `AudioSpanMaskingOutput`; `input_features` is not modified.
@@ -122,6 +173,8 @@ def mask_audio_spans(
     lengths = valid.sum(dim=1)
     if not torch.equal(valid, torch.arange(frames)[None, :] < lengths[:, None]):
         raise ValueError("`audio_attention_mask` must mark a prefix of each row (right padding).")
+    if replacement is not None:
+        lengths = lengths.clamp(max=replacement.shape[1])
 
     def draw(high: int) -> int:
         return int(torch.randint(high, (1,), generator=generator))
@@ -143,6 +196,8 @@ def mask_audio_spans(
             branch = float(torch.rand(1, generator=generator))
             if branch < zero_probability:
                 corrupted[row, start:end] = 0
+            elif branch < zero_probability + replace_probability and replacement is not None:
+                corrupted[row, start:end] = replacement[row, start:end].to(corrupted.dtype)
             elif branch < zero_probability + replace_probability and length > end - start:
                 # A uniformly drawn start among the other `length - (end - start)` positions.
                 source = draw(length - (end - start))

@@ -1,10 +1,12 @@
-"""Dataset preparation shared by the run scripts: transcripts, lengths, task labels, few-shot subsets."""
+"""Dataset preparation shared by the run scripts: transcripts, lengths, task labels, few-shot subsets, k folds."""
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, load_from_disk
 
 from ..data.asr import load_asr, transcribe_dataset
@@ -32,10 +34,16 @@ def load_splits(
 ) -> DatasetDict:
     """The run scripts' data: a ``load_from_disk`` folder (a lone ``Dataset`` becomes ``single_split_name``),
     or, without a path, the embedded corpus (built, or loaded from its cache)."""
+    from ..data.corpus import MARKER, build_corpus, load_corpus
+
     if dataset_path:
-        data = load_from_disk(dataset_path)
+        # A corpus folder is checked against what its build wrote; any other folder is loaded as it is.
+        data = (
+            load_corpus(dataset_path)
+            if (Path(dataset_path) / MARKER).is_file()
+            else load_from_disk(dataset_path)
+        )
         return data if isinstance(data, DatasetDict) else DatasetDict({single_split_name: data})
-    from ..data import build_corpus
 
     return build_corpus(corpus_preset, output_dir=corpus_dir, seed=corpus_seed)
 
@@ -128,3 +136,43 @@ def few_shot(dataset: Dataset, size: int | None, seed: int) -> Dataset:
     if size <= 0:
         raise ValueError(f"train_size must be positive, got {size}")
     return dataset.shuffle(seed=seed).select(range(size))
+
+
+def k_fold_splits(
+    pool: Dataset, num_folds: int, seed: int, train_size: int | None = None
+) -> list[DatasetDict]:
+    """Seeded k-fold cross-validation (Turbo's Sec. 4.1: 8/1/1 with k = 10): fold i is the test set, fold
+    (i + 1) mod k the validation set, the other k - 2 folds the training set (`few_shot` of `train_size` rows when
+    given). Every row is tested exactly once."""
+    if num_folds < 3:
+        raise ValueError(
+            f"`num_folds` must be >= 3 (one fold tests, the next validates, the rest trains), got {num_folds}"
+        )
+    if pool.num_rows < num_folds:
+        raise ValueError(f"{pool.num_rows} rows cannot make {num_folds} folds")
+    order = np.random.default_rng(seed).permutation(pool.num_rows)
+    folds = np.array_split(order, num_folds)
+    runs = []
+    for i in range(num_folds):
+        validation = (i + 1) % num_folds
+        train = np.concatenate([fold for j, fold in enumerate(folds) if j not in (i, validation)])
+        runs.append(
+            DatasetDict(
+                train=few_shot(pool.select(np.sort(train)), train_size, seed),
+                validation=pool.select(np.sort(folds[validation])),
+                test=pool.select(np.sort(folds[i])),
+            )
+        )
+    return runs
+
+
+# The column `add_row_index` adds, which `DataCollatorForAudioText(index_column=...)` names rows by.
+ROW_INDEX_COLUMN = "row_index"
+
+
+def add_row_index(dataset: Dataset, column: str = ROW_INDEX_COLUMN) -> Dataset:
+    """Add each row's index in `dataset` as `column`, so that it survives filtering and shuffling: errors at
+    collation time then name the dataset's row, not a position in a batch."""
+    if column in dataset.column_names:
+        return dataset
+    return dataset.add_column(column, list(range(dataset.num_rows)))

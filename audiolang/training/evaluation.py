@@ -1,15 +1,20 @@
-"""Evaluation helpers that need a model and data: outputs over a dataset, audio-text retrieval."""
+"""Evaluation that needs a model and data: outputs over a dataset, audio-text retrieval, CTAL's pre-training
+objectives, the test split of a fine-tuning run and speaker verification on unseen speakers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from transformers import BatchFeature
+from transformers import BatchFeature, Trainer
 
+from ..metrics import alignment, speaker_verification_eer, uniformity
+from ..modeling_turbo import TurboForSequenceClassification
 from .collators import DataCollatorForAudioText
 
 
@@ -71,4 +76,83 @@ def retrieval_metrics(
         rank = (s > s[target, target].unsqueeze(1)).sum(dim=1)
         for k in ks:
             metrics[f"{name}_r@{k}"] = float((rank < k).float().mean())
+    return metrics
+
+
+@torch.no_grad()
+def ctal_loss_parts(model: Any, collator: Any, dataset: Dataset, batch_size: int = 32) -> dict[str, float]:
+    """CTAL's pre-training objectives on `dataset`: the MLM loss, the MLM accuracy on the masked tokens and the
+    MCAM L1 (Sec. 3.2), as `eval_mlm_loss`, `eval_mlm_accuracy` and `eval_mcam_l1`, each a mean over batches.
+
+    `collator` is a `DataCollatorForCtalPreTraining`: pass a freshly seeded one to mask the split identically every
+    time (e.g. before and after pre-training, so that the two measurements differ by the model alone).
+    """
+    model.eval()
+    mlm, mcam, correct, masked, batches = 0.0, 0.0, 0, 0, 0
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
+        out = model(**batch.to(model.device))
+        selected = batch["labels"] != -100
+        correct += int((out.prediction_logits.argmax(-1)[selected] == batch["labels"][selected]).sum())
+        masked += int(selected.sum())
+        mlm, mcam, batches = mlm + float(out.mlm_loss), mcam + float(out.mcam_loss), batches + 1
+    if batches == 0:
+        raise ValueError("`dataset` has no rows: the CTAL losses need at least one batch.")
+    return {
+        "eval_mlm_loss": mlm / batches,
+        "eval_mlm_accuracy": correct / max(masked, 1),
+        "eval_mcam_l1": mcam / batches,
+    }
+
+
+def evaluate_test_split(
+    trainer: Trainer, test_dataset: Dataset, output_dir: str | Path | None = None
+) -> dict[str, float]:
+    """The task metrics of `trainer.predict` on `test_dataset` (`test_*`); for models whose predictions carry joint
+    audio and text embeddings (Turbo: `(logits, audio_embeds, text_embeds)`), also their alignment and uniformity
+    (Wang & Isola, 2020), and the embeddings themselves in `output_dir/test_embeddings.npz` when `output_dir` is
+    given."""
+    prediction = trainer.predict(test_dataset, metric_key_prefix="test")
+    metrics = {k: v for k, v in prediction.metrics.items() if isinstance(v, (int, float))}
+    if not isinstance(trainer.model, TurboForSequenceClassification):
+        return metrics
+    audio, text = (np.asarray(part) for part in prediction.predictions[1:3])
+    metrics["test_alignment"] = alignment(audio, text)
+    metrics["test_uniformity_audio"] = uniformity(audio)
+    metrics["test_uniformity_text"] = uniformity(text)
+    if output_dir is not None and trainer.is_world_process_zero():
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        np.savez(
+            Path(output_dir) / "test_embeddings.npz", audio=audio, text=text, labels=prediction.label_ids
+        )
+    return metrics
+
+
+def speaker_verification_metrics(
+    trainer: Trainer,
+    processor: Any,
+    trials: Dataset,
+    text_column: str,
+    audio_column: str = "audio",
+    speaker_column: str = "speaker_id",
+) -> dict[str, float]:
+    """Speaker verification as in CTAL's Sec. 4.4: the validation metrics of the classifier over the training
+    speakers (`trainer.evaluate()`), then the equal error rate of cosine scoring over every pair of `trials`
+    (utterances of speakers unseen in training), from the head's pre-classifier `embeddings`."""
+    metrics = {k: v for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+    (embeddings,) = collect_outputs(
+        trainer.model,
+        processor,
+        trials,
+        text_column,
+        lambda output, batch: (output.embeddings,),
+        batch_size=trainer.args.per_device_eval_batch_size,
+        audio_column=audio_column,
+    )
+    result = speaker_verification_eer(embeddings.numpy(), trials[speaker_column])
+    metrics.update(
+        test_eer=result.eer,
+        test_eer_threshold=result.threshold,
+        test_target_trials=result.target_trials,
+        test_nontarget_trials=result.nontarget_trials,
+    )
     return metrics

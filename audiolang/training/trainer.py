@@ -1,4 +1,4 @@
-"""A Trainer with per-submodule learning rates.
+"""The run scripts' Trainer: per-submodule learning rates, and the loss parts of every family as their own curves.
 
 Dual encoders are often assembled from one pretrained tower and one randomly initialised tower (offline,
 no speech encoder checkpoint exists here; the text tower starts from all-MiniLM-L6-v2). One learning rate
@@ -9,10 +9,13 @@ pretrained tower (2e-5) leaves the random tower where it started. Measured on th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from transformers import Trainer
+from transformers.trainer_pt_utils import nested_gather
+from transformers.trainer_utils import EvalLoopOutput
 
 
 class ModuleLearningRateTrainer(Trainer):
@@ -51,3 +54,58 @@ class ModuleLearningRateTrainer(Trainer):
             **optimizer_kwargs,
         )
         return self.optimizer
+
+
+class AudioTextTrainer(ModuleLearningRateTrainer):
+    """The run scripts' ``Trainer``: per-module learning rates (``ModuleLearningRateTrainer``), and every loss part
+    that the model's output carries logged as its own curve.
+
+    A part is any scalar ``*_loss`` field of the output beside ``loss`` (DSCLAP's contrastive and matching terms of
+    Eq. 8, CTAL's ``mlm_loss`` and ``mcam_loss``, Turbo's ``classification_loss`` and InfoNCE terms, ...), so every
+    family is covered by the same code. Training logs carry each part's mean over the micro-batches of the logging
+    interval (averaged across processes, like ``loss``); ``evaluate`` / ``predict`` metrics carry its mean over the
+    evaluation set as ``eval_<part>`` / ``test_<part>``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loss_parts: dict[str, list[torch.Tensor]] = {}
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        if isinstance(outputs, Mapping):
+            for name, value in outputs.items():
+                if name.endswith("_loss") and isinstance(value, torch.Tensor) and value.numel() == 1:
+                    self._loss_parts.setdefault(name, []).append(value.detach().float().reshape(()))
+        return (loss, outputs) if return_outputs else loss
+
+    def _mean_loss_parts(self) -> dict[str, float]:
+        """Each recorded part's mean since the last call, over this process's micro-batches and then across
+        processes; every process must call it (it gathers), as ``Trainer`` does with ``loss``."""
+        parts, self._loss_parts = self._loss_parts, {}
+        return {
+            name: nested_gather(torch.stack(values).mean(), self.args.parallel_mode).mean().item()
+            for name, values in sorted(parts.items())
+        }
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Training logs are the ones with "loss"; evaluation adds its parts in evaluation_loop instead.
+        if "loss" in logs:
+            logs.update(self._mean_loss_parts())
+        super().log(logs, start_time)
+
+    def evaluation_loop(self, *args: Any, metric_key_prefix: str = "eval", **kwargs: Any) -> EvalLoopOutput:
+        # Parts recorded during training since the last log must not leak into the evaluation's means.
+        training_parts, self._loss_parts = self._loss_parts, {}
+        output = super().evaluation_loop(*args, metric_key_prefix=metric_key_prefix, **kwargs)
+        output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self._mean_loss_parts().items()})
+        self._loss_parts = training_parts
+        return output

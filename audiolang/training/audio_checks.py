@@ -1,0 +1,191 @@
+"""Bad clips found before training, not by a crash mid-run: every clip of the prepared splits is decoded once and
+checked, in parallel and cached with the dataset (`datasets.map`), and each bad row is named by split, row index and
+file.
+
+A clip is bad when it cannot be decoded, has no samples, has NaN/inf samples, is silent, is shorter than the model's
+audio encoder can take, or is at the wrong sampling rate: decoded at another rate than the model's, or recorded below
+it (an 8 kHz clip that the `Audio(sampling_rate=16000)` feature upsamples lacks everything above 4 kHz, which the
+rest of the data has).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from datasets import Audio, Dataset
+
+from ..data.asr import audio_to_array
+from .lifecycle import BAD_AUDIO_CHOICES
+
+logger = logging.getLogger(__name__)
+
+# The quietest non-zero 16-bit PCM sample: a clip whose peak stays below it is digital silence in any recording.
+SILENCE_PEAK = 2.0**-15
+# Rows per worker below which a process pool costs more than it saves.
+_ROWS_PER_WORKER = 256
+
+
+@dataclass(frozen=True)
+class BadAudio:
+    """One bad clip: where it is and what is wrong with it."""
+
+    split: str
+    row: int
+    file: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"split {self.split!r} row {self.row} ({self.file or 'audio stored in the dataset'}): {self.problem}"
+
+
+def audio_problem(value: Any, audio_feature: Audio | None, sampling_rate: int, min_samples: int) -> str:
+    """What is wrong with one stored audio value, or `""` if nothing is. `value` is the undecoded `{"bytes",
+    "path"}` of an `Audio` column (decoded here with `audio_feature`, exactly as training will) or an `{"array",
+    "sampling_rate"}` dict."""
+    native_rate = None
+    try:
+        if audio_feature is not None:
+            value = audio_feature.decode_example(value)
+            native_rate = value.metadata.sample_rate
+    except Exception as error:  # noqa: BLE001 (decoders raise RuntimeError, OSError, ValueError, ...)
+        first_line = next(iter(str(error).splitlines()), "")
+        return f"cannot be decoded ({type(error).__name__}: {first_line})"
+    try:
+        array, rate = audio_to_array(value)
+    except Exception:  # noqa: BLE001
+        # The file opened, but the decoder found no frames: an empty recording, or a header that lies.
+        return "empty: no audio frames could be decoded"
+    if native_rate is not None and native_rate < sampling_rate:
+        return (
+            f"recorded at {native_rate} Hz, below the model's {sampling_rate} Hz: upsampling cannot restore the "
+            f"band above {native_rate // 2} Hz"
+        )
+    if rate != sampling_rate:
+        return (
+            f"sampled at {rate} Hz, expected {sampling_rate}: cast the column with "
+            f"datasets.Audio(sampling_rate={sampling_rate})"
+        )
+    if array.size == 0:
+        return "empty (0 samples)"
+    if not np.isfinite(array).all():
+        return f"{int((~np.isfinite(array)).sum())} NaN/inf samples"
+    peak = float(np.abs(array).max())
+    if peak < SILENCE_PEAK:
+        return f"silent (peak amplitude {peak:.1e})"
+    if array.size < min_samples:
+        return f"too short: {array.size} samples, the audio encoder needs at least {min_samples}"
+    return ""
+
+
+def _problems(
+    values: list[Any], audio_feature: Audio | None, sampling_rate: int, min_samples: int
+) -> dict[str, list[str]]:
+    return {"audio_problem": [audio_problem(v, audio_feature, sampling_rate, min_samples) for v in values]}
+
+
+def find_bad_audio(
+    dataset: Dataset,
+    split: str,
+    audio_column: str = "audio",
+    sampling_rate: int = 16_000,
+    min_samples: int = 1,
+    num_proc: int | None = None,
+) -> list[BadAudio]:
+    """Every bad clip of `dataset` (one split), in row order.
+
+    Args:
+        split: The split's name, for the report.
+        sampling_rate: The rate the model takes.
+        min_samples: The shortest clip the model's audio encoder can take (see `min_audio_samples`).
+        num_proc: Worker processes; by default one per 256 rows, at most one per core.
+    """
+    if audio_column not in dataset.column_names:
+        raise ValueError(f"audio_column {audio_column!r} is not in split {split!r}: {dataset.column_names}")
+    feature = dataset.features[audio_column]
+    audio_feature = feature if isinstance(feature, Audio) and feature.decode else None
+    undecoded = dataset.select_columns([audio_column])
+    if audio_feature is not None:
+        undecoded = undecoded.cast_column(audio_column, Audio(decode=False))
+    if num_proc is None:
+        num_proc = min(os.cpu_count() or 1, dataset.num_rows // _ROWS_PER_WORKER)
+    # A map over the dataset: cached beside its files, keyed by the checks' arguments, so that a re-run (a resumed
+    # training, the next fine-tuning on the same data) does not decode everything again.
+    problems = undecoded.map(
+        _problems,
+        input_columns=[audio_column],
+        fn_kwargs={
+            "audio_feature": audio_feature,
+            "sampling_rate": sampling_rate,
+            "min_samples": min_samples,
+        },
+        batched=True,
+        remove_columns=[audio_column],
+        num_proc=num_proc if num_proc > 1 else None,
+        desc=f"checking the audio of {split!r}",
+    )["audio_problem"]
+    bad = []
+    for row in (i for i, problem in enumerate(problems) if problem):
+        value = undecoded[row][audio_column]
+        file = value.get("path") if isinstance(value, Mapping) else None
+        bad.append(BadAudio(split, row, file, problems[row]))
+    return bad
+
+
+def check_audio(
+    splits: Mapping[str, Dataset],
+    audio_column: str = "audio",
+    sampling_rate: int = 16_000,
+    min_samples: int = 1,
+    bad_audio: Literal["error", "skip"] = "error",
+    num_proc: int | None = None,
+) -> dict[str, Dataset]:
+    """Check every clip of every split (`find_bad_audio`) before anything trains on them.
+
+    With `bad_audio="error"`, any bad clip raises one `ValueError` that lists every bad row of every split; with
+    `"skip"`, the bad rows are dropped, their count logged, and the splits returned without them.
+    """
+    if bad_audio not in BAD_AUDIO_CHOICES:
+        raise ValueError(f"`bad_audio` must be one of {BAD_AUDIO_CHOICES}, got {bad_audio!r}")
+    bad = {
+        name: find_bad_audio(split, name, audio_column, sampling_rate, min_samples, num_proc)
+        for name, split in splits.items()
+    }
+    found = [clip for clips in bad.values() for clip in clips]
+    if found and bad_audio == "error":
+        raise ValueError(
+            f"{len(found)} bad audio clip(s) in the data:\n"
+            + "\n".join(f"  {clip}" for clip in found)
+            + "\nRepair or remove them, or pass --bad_audio skip to train without them."
+        )
+    checked = {}
+    for name, split in splits.items():
+        rows = {clip.row for clip in bad[name]}
+        if rows:
+            logger.warning("skipping %d bad audio clip(s) of split %r (--bad_audio skip)", len(rows), name)
+            split = split.select([i for i in range(split.num_rows) if i not in rows])
+        checked[name] = split
+    return checked
+
+
+def min_audio_samples(feature_extractor: Any, audio_model: Any = None) -> int:
+    """The fewest samples a clip needs: what the feature extractor needs (its `min_samples`, e.g. CTAL's deltas
+    need several frames), and one frame of a raw-waveform (wav2vec2-style) audio encoder's convolution stem."""
+    needed = int(getattr(feature_extractor, "min_samples", 1))
+    # Only raw-waveform encoders count in samples (a Whisper encoder's lengths are mel frames).
+    raw_waveform = getattr(audio_model, "main_input_name", None) == "input_values"
+    frames = getattr(audio_model, "_get_feat_extract_output_lengths", None)
+    if raw_waveform and frames is not None:
+        # Output frames grow with the input length: the first length that gives one frame, by bisection.
+        low, high = 1, 1
+        while int(frames(high)) < 1:
+            low, high = high + 1, high * 2
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if int(frames(middle)) < 1 else (low, middle)
+        needed = max(needed, low)
+    return needed

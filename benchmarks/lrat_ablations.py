@@ -1,0 +1,261 @@
+#!/usr/bin/env python
+"""lrat's ablations (Kang et al., AAAI 2022, Table 4) on the embedded corpus, and the translation quality of every
+IDP iteration (the paper's central claim: the pseudo-parallel data gets less noisy iteration by iteration).
+
+Rows (those of Table 4 that need no other model family):
+
+- `w/o pre-training`: fine-tuned from the `ours` model as initialised, before pre-training;
+- `w/o IDAE`, `w/o IDP` (every IDP round re-translates from the all-mask input, as back-translation does),
+  `w/o paired data` (no pairs, so no warm-up: the first translation comes from the untrained model), `ours`;
+- `fully paired`: every pre-training row paired (CDAE on pairs only), warmed up for about as many steps as `ours`.
+
+Each row is pre-trained (`run_pretrain.py --model_type lrat`) once per seed on `--train_split`, then fine-tuned
+(`run_finetune.py --model_type lrat`) on each task with the same seed. Manual transcripts (`text`) serve as the text
+of pre-training and fine-tuning. One JSON line per finished run goes to `benchmarks/results/<name>.jsonl` (a
+pre-training line with its IDP curve, or a fine-tuning line with the task's test metrics); a run whose line is
+already there is skipped, and the pre-training and fine-tuning folders under `--output_dir` are reused, so an
+interrupted sweep resumes where it stopped. At the end: `<name>.md`, the table of mean ± sample standard deviation
+over the seeds, and `<name>_idp.png`, masked-token accuracy of audio -> text and L1 of text -> audio translations of
+held-out validation pairs after each IDP iteration (mean over seeds).
+
+    python benchmarks/lrat_ablations.py --preset small --seeds 0 1 2
+    # the smallest check: tiny corpus, tiny model, one seed, one task
+    python benchmarks/lrat_ablations.py --corpus_preset tiny --preset tiny --seeds 0 --tasks emotion \
+        --num_paired 8 --warmup_epochs 1 --num_iterations 2 --epochs 1 --name lrat_ablations_smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, cached_run, mean_and_std, sweep_arguments  # noqa: E402
+
+TASK_METRICS = {
+    "emotion": ("test_wa", "test_ua"),
+    "valence": ("test_mae", "test_pearson"),
+    "speaker": ("test_eer",),
+    "intent": ("test_accuracy", "test_macro_f1"),
+    "directed": ("test_accuracy", "test_eer"),
+}
+# Row -> run_pretrain arguments (None: no pre-training of its own).
+ROWS: dict[str, list[str] | None] = {
+    "w/o pre-training": None,
+    "w/o IDAE": ["--no_idae"],
+    "w/o IDP": ["--no_idp"],
+    "w/o paired data": ["--num_paired", "0"],
+    "ours": [],
+    "fully paired": ["--fully_paired"],
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument(
+        "--tasks", nargs="+", default=["emotion", "valence", "speaker"], choices=list(TASK_METRICS)
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--preset", default="small", help="lrat architecture preset")
+    parser.add_argument("--corpus_preset", default="default")
+    parser.add_argument(
+        "--corpus_dir", default=None, help="a built corpus folder (default: the corpus cache)"
+    )
+    parser.add_argument("--train_split", default="pretrain")
+    parser.add_argument(
+        "--max_train_samples", type=int, default=None, help="pre-train on the first N rows only"
+    )
+    parser.add_argument(
+        "--num_paired", type=int, default=100, help="pairs of 'ours' (the paper: 500 of 126k)"
+    )
+    parser.add_argument("--warmup_epochs", type=int, default=10)
+    parser.add_argument(
+        "--num_iterations", type=int, default=5, help="K: IDAE + CDAE epochs, one IDP round each"
+    )
+    parser.add_argument("--pretrain_batch_size", type=int, default=16)
+    parser.add_argument("--pretrain_learning_rate", type=float, default=2e-4)
+    parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs")
+    parser.add_argument("--batch_size", type=int, default=32, help="fine-tuning batch size")
+    parser.add_argument("--learning_rate", type=float, default=2e-4, help="fine-tuning learning rate")
+    parser.add_argument("--output_dir", default="out/lrat-ablations")
+    parser.add_argument("--name", default="lrat_ablations", help="results file name")
+    return parser.parse_args(argv)
+
+
+def slug(row: str) -> str:
+    return row.replace("/", "").replace(" ", "-")
+
+
+def pretrain_argv(args: argparse.Namespace, row: str, seed: int, rows: int) -> list[str]:
+    """run_pretrain.py arguments of one row's pre-training; `rows` is the number of pre-training rows."""
+    # A row's own flags come last: argparse keeps the last value, so its --warmup_epochs replaces the sweep's.
+    extra = list(ROWS[row])
+    if row == "fully paired":
+        # Warm up for about as many steps as `ours` does on its pairs.
+        extra += ["--warmup_epochs", str(max(1, round(args.warmup_epochs * args.num_paired / rows)))]
+    argv = [
+        "--model_type", "lrat",
+        "--preset", args.preset,
+        "--corpus_preset", args.corpus_preset,
+        "--train_split", args.train_split,
+        "--text_column", "text",
+        "--seed", str(seed),
+        "--num_paired", str(args.num_paired),
+        "--warmup_epochs", str(args.warmup_epochs),
+        "--num_iterations", str(args.num_iterations),
+        "--per_device_train_batch_size", str(args.pretrain_batch_size),
+        "--per_device_eval_batch_size", str(args.pretrain_batch_size),
+        "--learning_rate", str(args.pretrain_learning_rate),
+        "--warmup_steps", "0.1",
+        "--save_strategy", "epoch",
+        "--save_total_limit", "1",
+        "--report_to", "none",
+        "--disable_tqdm", "true",
+        "--dataloader_num_workers", "0",
+        *extra,
+    ]  # fmt: skip
+    if args.corpus_dir:
+        argv += ["--corpus_dir", args.corpus_dir]
+    if args.max_train_samples:
+        argv += ["--max_train_samples", str(args.max_train_samples)]
+    if row == "ours":
+        argv += ["--save_initial_model", str(Path(args.output_dir) / "initial" / f"seed-{seed}")]
+    return argv
+
+
+def finetune_argv(args: argparse.Namespace, task: str, seed: int, model: Path) -> list[str]:
+    return [
+        "--model_type", "lrat",
+        "--model_name_or_path", str(model),
+        "--text_source", "manual",
+        *sweep_arguments(
+            task, seed, args.epochs, args.batch_size, args.learning_rate, args.corpus_preset, args.corpus_dir
+        ),
+    ]  # fmt: skip
+
+
+class Results:
+    """The sweep's JSON lines: read back on start (finished runs are skipped), appended one per finished run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+    def find(self, **key) -> dict | None:
+        return next((line for line in self.lines if all(line.get(k) == v for k, v in key.items())), None)
+
+    def add(self, **line) -> dict:
+        print(json.dumps(line), flush=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        self.lines.append(line)
+        return line
+
+
+def pretrain(args: argparse.Namespace, results: Results, row: str, seed: int) -> Path:
+    folder = Path(args.output_dir) / slug(row) / f"seed-{seed}"
+    if results.find(kind="pretrain", row=row, seed=seed) is None:
+        rows = args.max_train_samples or _split_size(args)
+        result = cached_run(
+            "run_pretrain.py", "pretrain_results.json", folder, pretrain_argv(args, row, seed, rows)
+        )
+        results.add(kind="pretrain", row=row, seed=seed, **result)
+    return folder
+
+
+def _split_size(args: argparse.Namespace) -> int:
+    from audiolang.training import load_splits
+
+    return load_splits(None, args.corpus_preset, args.corpus_dir)[args.train_split].num_rows
+
+
+def markdown_table(results: Results, rows: list[str], tasks: list[str]) -> str:
+    columns = [(task, metric) for task in tasks for metric in TASK_METRICS[task]]
+    lines = [
+        "| setting | "
+        + " | ".join(f"{task} {metric.removeprefix('test_')}" for task, metric in columns)
+        + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for row in rows:
+        cells = []
+        for task, metric in columns:
+            runs = [line for line in results.lines if line.get("kind") == "finetune" and line["row"] == row]
+            summary = mean_and_std([line for line in runs if line["task"] == task], (metric,))
+            cells.append(
+                f"{summary[metric]:.4f} ± {summary[f'{metric}_std']:.4f}" if metric in summary else "-"
+            )
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_idp_curves(results: Results, rows: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (text_axis, audio_axis) = plt.subplots(1, 2, figsize=(10, 4))
+    for row in rows:
+        curves = [
+            line["idp_history"]
+            for line in results.lines
+            if line.get("kind") == "pretrain" and line["row"] == row
+        ]
+        if not curves:
+            continue
+        iterations = sorted({point["iteration"] for curve in curves for point in curve})
+        for axis, key in ((text_axis, "text_accuracy"), (audio_axis, "audio_l1")):
+            means = [
+                statistics.fmean(p[key] for curve in curves for p in curve if p["iteration"] == k)
+                for k in iterations
+            ]
+            axis.plot(iterations, means, marker="o", label=row)
+    text_axis.set(xlabel="IDP iteration k", ylabel="masked-token accuracy", title="audio -> text translation")
+    audio_axis.set(
+        xlabel="IDP iteration k", ylabel="L1 to the real frames", title="text -> audio translation"
+    )
+    text_axis.legend()
+    figure.suptitle("Translation quality of held-out pairs after each IDP round (mean over seeds)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    results = Results(RESULTS / f"{args.name}.jsonl")
+    for seed in args.seeds:
+        models = {row: pretrain(args, results, row, seed) for row in args.rows if ROWS[row] is not None}
+        if "w/o pre-training" in args.rows:
+            if "ours" not in models:
+                models["ours"] = pretrain(args, results, "ours", seed)
+            models["w/o pre-training"] = Path(args.output_dir) / "initial" / f"seed-{seed}"
+        for task in args.tasks:
+            for row in args.rows:
+                if results.find(kind="finetune", row=row, task=task, seed=seed) is not None:
+                    continue
+                folder = Path(args.output_dir) / "finetune" / task / slug(row) / f"seed-{seed}"
+                result = cached_run(
+                    "run_finetune.py",
+                    "finetune_results.json",
+                    folder,
+                    finetune_argv(args, task, seed, models[row]),
+                )
+                metrics = {key: result[key] for key in TASK_METRICS[task] if key in result}
+                results.add(
+                    kind="finetune", row=row, task=task, seed=seed, train_size=result["train_size"], **metrics
+                )
+    (RESULTS / f"{args.name}.md").write_text(markdown_table(results, args.rows, args.tasks))
+    plot_idp_curves(results, args.rows, RESULTS / f"{args.name}_idp.png")
+    print((RESULTS / f"{args.name}.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
