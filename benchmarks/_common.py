@@ -18,6 +18,7 @@ __all__ = [
     "RESULTS",
     "Recorder",
     "cached_finetune",
+    "cached_run",
     "mean_and_std",
     "median_ratio",
     "paired_timings",
@@ -121,11 +122,16 @@ def sweep_arguments(
     return argv + (["--corpus_dir", corpus_dir] if corpus_dir else [])
 
 
-def cached_finetune(output_dir: Path, argv: list[str]) -> dict:
-    """`run_scripts/run_finetune.py` with `argv` (plus `--output_dir output_dir`), in its own process, unless that
-    folder already holds its `finetune_results.json`: sweeps resume where they stopped."""
-    results_file = output_dir / "finetune_results.json"
+def cached_run(script: str, results_name: str, output_dir: Path, argv: list[str]) -> dict:
+    """`run_scripts/<script>` with `argv` (plus `--output_dir output_dir`), in its own process, unless that folder
+    already holds its results file `results_name`: sweeps resume where they stopped."""
+    results_file = output_dir / results_name
     if not results_file.is_file():
-        script = Path(__file__).resolve().parent.parent / "run_scripts" / "run_finetune.py"
-        subprocess.run([sys.executable, str(script), *argv, "--output_dir", str(output_dir)], check=True)
+        path = Path(__file__).resolve().parent.parent / "run_scripts" / script
+        subprocess.run([sys.executable, str(path), *argv, "--output_dir", str(output_dir)], check=True)
     return json.loads(results_file.read_text())
+
+
+def cached_finetune(output_dir: Path, argv: list[str]) -> dict:
+    """`cached_run` of `run_finetune.py`, whose results file is `finetune_results.json`."""
+    return cached_run("run_finetune.py", "finetune_results.json", output_dir, argv)

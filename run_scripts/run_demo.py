@@ -2,7 +2,9 @@
 """The README's main job on the embedded default, end to end:
 
 1. build the in-car corpus (synthetic voices, cabin noise, real offline ASR transcripts);
-2. pre-train DSCLAP on the ``pretrain`` split's raw audio and ASR transcripts (no labels, no manual text);
+2. pre-train DSCLAP on the ``pretrain`` split's raw audio and ASR transcripts (no labels, no manual text), from
+   pretrained encoders that registry packages carry: Whisper base's encoder (converted from CTranslate2 on first use;
+   its convolution stem and lowest 5 of 6 layers frozen) and all-MiniLM-L6-v2;
 3. fine-tune on ``directed`` (MDS) and ``intent`` (MCIC), once from the pre-trained model and once from
    the very same encoders before pre-training (the baseline), with the same seed and data;
 4. print and save the results table, and write the pre-trained model folder with its model card.
@@ -31,8 +33,10 @@ from audiolang.training import configure_logging
 
 SCRIPTS = Path(__file__).resolve().parent
 logger = logging.getLogger("run_demo")
-# The audio tower starts from random weights and needs a high rate; the pretrained text tower (all-MiniLM-L6-v2)
-# is wrecked by it within steps, so it gets the DSCLAP paper's 2e-5 (see audiolang/training/trainer.py).
+# The new parts (projections, temperature, classifier) learn at 1e-3; the pretrained towers are wrecked by such a
+# rate within steps, so the text tower gets the DSCLAP paper's 2e-5 and Whisper's top layer 5e-5 (see
+# audiolang/training/trainer.py). A randomly initialised audio tower (--audio_model "") takes the 1e-3.
+PRETRAINED_AUDIO_RATE = ["--audio_encoder_learning_rate", "5e-5"]
 LEARNING_RATES = ["--learning_rate", "1e-3", "--text_encoder_learning_rate", "2e-5"]
 
 
@@ -41,8 +45,27 @@ class DemoArguments:
     preset: str = field(default="default", metadata={"help": "corpus preset: tiny, default or large"})
     output_dir: str = field(default="out", metadata={"help": "where the corpus, models and results go"})
     seed: int = field(default=0)
-    model_preset: str = field(default="small", metadata={"help": "DSCLAP architecture preset"})
-    pretrain_epochs: float = field(default=3.0)
+    model_preset: str = field(
+        default="small",
+        metadata={
+            "help": "DSCLAP preset: the projection size, and the audio tower when --audio_model is empty"
+        },
+    )
+    audio_model: str = field(
+        default="openai/whisper-base",
+        metadata={
+            "help": "pretrained audio encoder (hub id or folder; the Whisper ids resolve to the packaged copies); "
+            "'' for the preset's randomly initialised wav2vec2-style tower"
+        },
+    )
+    num_frozen_audio_layers: int = field(
+        default=5,
+        metadata={
+            "help": "pre-training: freeze the convolution stem and this many of the pretrained audio encoder's "
+            "lowest layers (Whisper base has 6); fine-tuning freezes the whole audio tower"
+        },
+    )
+    pretrain_epochs: float = field(default=2.0)
     finetune_epochs: float = field(default=3.0)
     batch_size: int = field(default=32)
     tasks: str = field(default="directed,intent")
@@ -115,6 +138,17 @@ def main(argv: list[str] | None = None) -> None:
 
     start = time.perf_counter()
     pretrained, initial = out / "dsclap", out / "dsclap-init"
+    audio_tower, finetune_audio = [], []
+    if args.audio_model:
+        audio_tower = [
+            "--audio_model_name_or_path",
+            args.audio_model,
+            "--config_overrides",
+            f"num_frozen_audio_layers={args.num_frozen_audio_layers},freeze_audio_feature_encoder=true",
+            *PRETRAINED_AUDIO_RATE,
+        ]
+        # A frozen pretrained tower: fine-tuning a few hundred labels then costs a forward pass of it per clip.
+        finetune_audio = ["--freeze_audio_encoder", "true"]
     pretrain = run_script(
         "run_pretrain.py",
         pretrained / "pretrain_results.json",
@@ -128,8 +162,9 @@ def main(argv: list[str] | None = None) -> None:
             "--save_initial_model",
             str(initial),
             *LEARNING_RATES,
+            *audio_tower,
             "--warmup_steps",
-            "30",
+            "0.1",
             *_common(args, pretrained, args.pretrain_epochs),
         ],
     )
@@ -153,8 +188,9 @@ def main(argv: list[str] | None = None) -> None:
                     "--text_source",
                     "asr",
                     *LEARNING_RATES,
+                    *finetune_audio,
                     "--warmup_steps",
-                    "10",
+                    "0.1",
                     "--save_model",
                     "false",
                     *_common(args, finetuned, args.finetune_epochs),
@@ -178,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     write_model_card(
         pretrained,
         family="dsclap",
-        base_models=["sentence-transformers/all-MiniLM-L6-v2"],
+        base_models=[m for m in (args.audio_model, "sentence-transformers/all-MiniLM-L6-v2") if m],
         datasets=[f"audiolang embedded in-car corpus ({args.preset}, seed {args.seed})"],
         results=[
             Result(r["task"], k[len("test_") :], r[k])

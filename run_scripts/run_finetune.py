@@ -2,7 +2,7 @@
 """Fine-tune an audiolang model on a labelled spoken-language task with 🤗 Trainer.
 
 Tasks: ``directed`` (device-directed speech detection: accuracy, FRR, FAR, F1, EER), ``intent`` (15 intents:
-accuracy, macro-F1), ``emotion`` (WA, UA), ``valence`` (regression: MAE, Pearson, Acc2, F1), and for CTAL
+accuracy, macro-F1), ``emotion`` (WA, UA), ``valence`` (regression: MAE, Pearson, Acc2, F1), and for CTAL and lrat
 ``speaker`` (speaker verification: a classifier over the training speakers, then the EER of cosine scoring over
 all trial pairs of ``--speaker_test_split``, speakers never seen in training).
 
@@ -14,6 +14,8 @@ all trial pairs of ``--speaker_test_split``, speakers never seen in training).
         --model_name_or_path out/dsclap --task emotion --output_dir out/turbo-emotion
     # CTAL: from a pre-trained folder (or the --save_initial_model baseline), fusion heads
     python run_scripts/run_finetune.py --model_type ctal --model_name_or_path out/ctal --task speaker ...
+    # lrat: mean-pooled cross-modal states of both modalities (a classifier, or the speaker head)
+    python run_scripts/run_finetune.py --model_type lrat --model_name_or_path out/lrat --task emotion ...
     # k-fold cross-validation (Turbo's protocol: 10 folds, 8 train / 1 validation / 1 test)
     python run_scripts/run_finetune.py --model_type turbo --num_folds 10 ...
 
@@ -43,6 +45,8 @@ from audiolang import (
     CtalForSequenceClassification,
     CtalForXVector,
     DsclapForSequenceClassification,
+    LratForSequenceClassification,
+    LratForXVector,
     TurboForSequenceClassification,
     TurboProcessor,
 )
@@ -74,14 +78,20 @@ MODEL_CLASSES = {
     "dsclap": DsclapForSequenceClassification,
     "turbo": TurboForSequenceClassification,
     "ctal": CtalForSequenceClassification,
+    "lrat": LratForSequenceClassification,
 }
 # Speaker verification trains a classifier over the training speakers and tests on unseen speakers by cosine
-# scoring of the pre-classifier embeddings; only CTAL has that head.
-SPEAKER_MODEL_CLASSES = {"ctal": CtalForXVector}
+# scoring of the pre-classifier embeddings; CTAL and lrat have that head.
+SPEAKER_MODEL_CLASSES = {"ctal": CtalForXVector, "lrat": LratForXVector}
 # Families whose configs carry encoder-freezing switches.
 FREEZABLE = ("dsclap", "turbo")
 # The families whose saved folders each --model_type fine-tunes: Turbo starts from DSCLAP's encoders too.
-SOURCE_FAMILIES = {"dsclap": ("dsclap",), "turbo": ("turbo", "dsclap"), "ctal": ("ctal",)}
+SOURCE_FAMILIES = {
+    "dsclap": ("dsclap",),
+    "turbo": ("turbo", "dsclap"),
+    "ctal": ("ctal",),
+    "lrat": ("lrat",),
+}
 
 
 @dataclass

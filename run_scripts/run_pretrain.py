@@ -10,6 +10,15 @@ first unless ``--tokenizer_name_or_path`` names one.
 
     python run_scripts/run_pretrain.py --model_type ctal --preset small --output_dir out/ctal
 
+lrat (``--model_type lrat``): Algorithm 1 of Kang et al. (AAAI 2022) on the training split, divided into
+``--num_paired`` pairs and unpaired text and audio from disjoint halves of the rest: ``--warmup_epochs`` of
+translation warm-up on the pairs, then ``--num_iterations`` epochs of intra- and cross-modal denoising, each followed
+by an iterative-denoising round that re-translates every item from its previous translation (``--no_idae``,
+``--no_idp``, ``--num_paired 0`` and ``--fully_paired`` are the paper's ablations). Its tokenizer is trained as CTAL's.
+
+    python run_scripts/run_pretrain.py --model_type lrat --preset small --text_column text --num_paired 100 \
+        --warmup_epochs 10 --num_iterations 5 --output_dir out/lrat
+
     # one process
     python run_scripts/run_pretrain.py --model_type dsclap --corpus_preset default --output_dir out/dsclap
     # two CPU processes (gloo), negatives gathered across both
@@ -31,7 +40,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from datasets import Dataset
@@ -44,11 +53,13 @@ from audiolang.training import (
     AudioTextTrainer,
     DataCollatorForAudioText,
     DataCollatorForCtalPreTraining,
+    LratArguments,
     RunArguments,
     add_length_column,
     add_row_index,
     build_ctal,
     build_dsclap,
+    build_lrat,
     check_audio,
     check_output_folder,
     configure_logging,
@@ -56,15 +67,18 @@ from audiolang.training import (
     drop_empty_transcripts,
     embed_dataset,
     ensure_transcripts,
+    idp_curve,
     load_splits,
+    lrat_resume_point,
     min_audio_samples,
     parse_config_overrides,
+    pretrain_lrat,
     resume_checkpoint,
     retrieval_metrics,
 )
 
 logger = logging.getLogger("run_pretrain")
-MODEL_TYPES = ("dsclap", "ctal")
+MODEL_TYPES = ("dsclap", "ctal", "lrat")
 
 
 @dataclass
@@ -88,9 +102,13 @@ class ModelArguments:
     )
     tokenizer_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "ctal: a byte-level BPE tokenizer folder; default: train one on the training text"},
+        metadata={
+            "help": "ctal, lrat: a byte-level BPE tokenizer folder; default: train one on the training text"
+        },
     )
-    tokenizer_vocab_size: int = field(default=8000, metadata={"help": "ctal: vocabulary of the trained BPE"})
+    tokenizer_vocab_size: int = field(
+        default=8000, metadata={"help": "ctal, lrat: vocabulary of the trained BPE"}
+    )
     num_hard_negatives: int | None = field(
         default=None, metadata={"help": "K of the top-K hard-negative pool"}
     )
@@ -145,14 +163,16 @@ class DataArguments:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
-    model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, LratArguments, TrainingArguments))
+    model_args, data_args, run_args, lrat_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(
             f"--model_type {model_args.model_type!r} has no pre-training yet; choose one of {MODEL_TYPES}"
         )
-    checkpoint = resume_checkpoint(
+    # An lrat run has two phases (the warm-up writes under output_dir/warmup): it resumes from either.
+    find_checkpoint = lrat_resume_point if model_args.model_type == "lrat" else resume_checkpoint
+    checkpoint = find_checkpoint(
         training_args.output_dir, run_args.overwrite_output_dir, training_args.resume_from_checkpoint
     )
     set_seed(training_args.seed)
@@ -204,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict:
         prepared = {name: prepare(split, data_args) for name, split in checked.items()}
         train, valid = prepared[data_args.train_split], prepared.get(data_args.validation_split)
 
-    if model_args.model_type == "ctal":
+    if model_args.model_type in ("ctal", "lrat"):
         if model_args.tokenizer_name_or_path:
             tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer_name_or_path)
         else:
@@ -212,11 +232,16 @@ def main(argv: list[str] | None = None) -> dict:
             tokenizer = train_ctal_tokenizer(
                 train, vocab_size=model_args.tokenizer_vocab_size, text_column=data_args.text_column
             )
-        model, processor = build_ctal(tokenizer, model_args.preset)
+        build = build_lrat if model_args.model_type == "lrat" else build_ctal
+        model, processor = build(tokenizer, model_args.preset)
 
     if model_args.save_initial_model and training_args.process_index == 0:
         save_initial_model(
             model, processor, model_args.save_initial_model, run_args, resuming=checkpoint is not None
+        )
+    if model_args.model_type == "lrat":
+        return run_lrat(
+            model, processor, train, valid, model_args, data_args, lrat_args, training_args, checkpoint
         )
     collator = DataCollatorForAudioText(
         processor,
@@ -243,13 +268,22 @@ def main(argv: list[str] | None = None) -> dict:
         },
     )
 
-    def masked_modelling_losses() -> dict[str, float]:
-        # A fresh collator with the run's seed each time: the same masking before and after training.
-        eval_collator = DataCollatorForCtalPreTraining(collator.collator, seed=training_args.seed)
-        return ctal_loss_parts(trainer.model, eval_collator, valid, training_args.per_device_eval_batch_size)
+    def validation_measures() -> dict[str, float]:
+        """What pre-training is for, on the validation split: CTAL's masked-modelling losses and MLM accuracy (a
+        fresh collator with the run's seed each time: the same masking before and after training), DSCLAP's
+        audio-text retrieval R@1/R@5."""
+        batch_size = training_args.per_device_eval_batch_size
+        if model_args.model_type == "ctal":
+            eval_collator = DataCollatorForCtalPreTraining(collator.collator, seed=training_args.seed)
+            return ctal_loss_parts(trainer.model, eval_collator, valid, batch_size)
+        audio, text = embed_dataset(
+            trainer.model, processor, valid, data_args.text_column, batch_size=batch_size
+        )
+        return {f"eval_{k}": v for k, v in retrieval_metrics(audio, text).items()}
 
-    measure_ctal = valid is not None and model_args.model_type == "ctal"
-    initial = {f"initial_{k}": v for k, v in masked_modelling_losses().items()} if measure_ctal else {}
+    # Measured before training too (the model as initialised, also when resuming), so that every run reports what
+    # pre-training changed.
+    initial = {f"initial_{k}": v for k, v in validation_measures().items()} if valid is not None else {}
 
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     # Saved before any evaluation, so that a failing evaluation never loses the training.
@@ -266,42 +300,76 @@ def main(argv: list[str] | None = None) -> dict:
     }
 
     if valid is not None:
-        metrics = trainer.evaluate()
-        if measure_ctal:
-            metrics.update(masked_modelling_losses())
-        if model_args.model_type == "dsclap":
-            audio, text = embed_dataset(
-                trainer.model,
-                processor,
-                valid,
-                data_args.text_column,
-                batch_size=training_args.per_device_eval_batch_size,
-            )
-            metrics.update({f"eval_{k}": v for k, v in retrieval_metrics(audio, text).items()})
+        metrics = {**trainer.evaluate(), **validation_measures()}
         metrics["eval_samples"] = valid.num_rows
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
         results.update(metrics)
 
     if trainer.is_world_process_zero():
-        write_model_card(
-            training_args.output_dir,
-            family=model_args.model_type,
-            base_models=[
-                p for p in (model_args.audio_model_name_or_path, model_args.text_model_name_or_path) if p
-            ]
-            if model_args.model_type == "dsclap"
-            else [],
-            datasets=[
-                data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"
-            ],
-            pretraining={
-                "split": data_args.train_split,
-                "text_column": data_args.text_column,
-                **{k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()},
+        write_card_and_results(training_args.output_dir, model_args, data_args, results)
+    return results
+
+
+def write_card_and_results(
+    output_dir: str, model_args: ModelArguments, data_args: DataArguments, results: dict
+) -> None:
+    """The saved model's card (its scalar results among the training details) and `pretrain_results.json`."""
+    write_model_card(
+        output_dir,
+        family=model_args.model_type,
+        base_models=[
+            p for p in (model_args.audio_model_name_or_path, model_args.text_model_name_or_path) if p
+        ]
+        if model_args.model_type == "dsclap"
+        else [],
+        datasets=[data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"],
+        pretraining={
+            "split": data_args.train_split,
+            "text_column": data_args.text_column,
+            **{
+                k: round(v, 4) if isinstance(v, float) else v
+                for k, v in results.items()
+                if not isinstance(v, (list, dict))
             },
-        )
-        Path(training_args.output_dir, "pretrain_results.json").write_text(json.dumps(results, indent=2))
+        },
+    )
+    Path(output_dir, "pretrain_results.json").write_text(json.dumps(results, indent=2))
+
+
+def run_lrat(
+    model,
+    processor,
+    train: Dataset,
+    valid: Dataset | None,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    lrat_args: LratArguments,
+    training_args: TrainingArguments,
+    checkpoint: str | bool | None,
+) -> dict:
+    """lrat's Algorithm 1 (`audiolang.training.pretrain_lrat`), then the model, its card and the results: the
+    settings, and the translation quality of the first `--num_validation_pairs` validation pairs after every IDP
+    round (`idp_history`)."""
+    validation = None if valid is None else first_rows(valid, lrat_args.num_validation_pairs)
+    trainer, history = pretrain_lrat(
+        model,
+        processor,
+        train,
+        training_args,
+        lrat_args,
+        validation,
+        text_column=data_args.text_column,
+        audio_column=data_args.audio_column,
+        resume_from_checkpoint=checkpoint,
+    )
+    curve = idp_curve(history)
+    results = {"train_rows": train.num_rows, **asdict(lrat_args), "idp_history": curve}
+    if curve:
+        results.update({f"final_idp_{k}": v for k, v in curve[-1].items() if k != "iteration"})
+    trainer.save_model()  # the model and its processor
+    if trainer.is_world_process_zero():
+        write_card_and_results(training_args.output_dir, model_args, data_args, results)
     return results
 
 

@@ -380,7 +380,7 @@ def test_checkpoints_hold_the_store_and_resuming_restores_it(
     )
     lrat_args = LratArguments(num_paired=4, warmup_epochs=1, num_iterations=2)
     validation = Dataset.from_list(make_rows(3, seed=9))
-    model, history = pretrain_lrat(LratForPreTraining(config), processor, data, args, lrat_args, validation)
+    _, history = pretrain_lrat(LratForPreTraining(config), processor, data, args, lrat_args, validation)
     logged = {key for log in history for key in log}
     parts = ("warmup", "idae", "cdae_unpaired", "cdae_paired")
     assert {f"{kind}_{modality}_loss" for kind in parts for modality in ("text", "audio")} <= logged

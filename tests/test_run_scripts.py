@@ -92,9 +92,29 @@ def test_pretrain_writes_a_loadable_model_with_card(pretrained):
     assert type(model).__name__ == "DsclapModel" and type(processor).__name__ == "DsclapProcessor"
     assert ModelCard.load(out / "README.md").data.pipeline_tag == "zero-shot-audio-classification"
     # pre-training changed the weights the baseline keeps
-    before = AutoModel.from_pretrained(init).state_dict()
+    initial_model = AutoModel.from_pretrained(init)
+    before = initial_model.state_dict()
     after = model.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_pretrain_reports_retrieval_before_and_after(pretrained, corpus):
+    """`initial_eval_*` is the retrieval of the saved baseline, `eval_*` that of the saved model, on the validation
+    split (recomputed here with the same function)."""
+    from datasets import load_from_disk
+
+    from audiolang.training import embed_dataset, retrieval_metrics
+
+    out, init = pretrained
+    results = json.loads((out / "pretrain_results.json").read_text())
+    valid = load_from_disk(str(corpus))["validation"]
+    for folder, prefix in ((init, "initial_eval_"), (out, "eval_")):
+        model = AutoModel.from_pretrained(folder).eval()
+        audio, text = embed_dataset(
+            model, AutoProcessor.from_pretrained(folder), valid, "asr_text", batch_size=8
+        )
+        for key, value in retrieval_metrics(audio, text).items():
+            assert results[prefix + key] == pytest.approx(float(value), abs=1e-6), (folder, key)
 
 
 def test_pretrain_transcribes_when_there_is_no_text(corpus, tmp_path):
@@ -365,3 +385,35 @@ def test_pretrain_under_torchrun_two_cpu_processes(corpus, tmp_path):
     results = json.loads((out / "pretrain_results.json").read_text())
     assert results["train_loss"] > 0
     assert AutoModel.from_pretrained(out) is not None
+
+
+def test_demo_pretrains_on_a_pretrained_whisper_tower(corpus, whisper_tiny_checkpoint, tmp_path):
+    """`make demo` end to end at tiny sizes: DSCLAP on a (tiny, random) Whisper checkpoint whose stem and lowest layer
+    are frozen in pre-training, then fine-tuning with and without pre-training on the same frozen tower."""
+    import shutil
+
+    out = tmp_path / "demo"
+    shutil.copytree(corpus, out / "corpus-tiny-seed0")  # the demo's corpus folder, already built
+    proc = run(
+        "run_demo.py",
+        "--preset", "tiny",
+        "--output_dir", str(out),
+        "--model_preset", "tiny",
+        "--audio_model", str(whisper_tiny_checkpoint),
+        "--num_frozen_audio_layers", "1",
+        "--pretrain_epochs", "1",
+        "--finetune_epochs", "1",
+        "--batch_size", "8",
+        "--tasks", "directed",
+    )  # fmt: skip
+    assert "skipping" not in proc.stderr  # every step ran
+    config = json.loads((out / "dsclap" / "config.json").read_text())
+    assert config["audio_config"]["model_type"] == "whisper"
+    assert config["num_frozen_audio_layers"] == 1 and config["freeze_audio_feature_encoder"] is True
+    table = (out / "results.md").read_text().splitlines()
+    assert [row.split("|")[2].strip() for row in table[2:]] == ["DSCLAP pre-trained", "no pre-training"]
+    results = json.loads((out / "results.json").read_text())
+    assert {"initial_eval_audio_to_text_r@1", "eval_audio_to_text_r@1"} <= set(results["pretrain"])
+    # the card names the Hub ids among the base models; a local folder means nothing on the Hub
+    card = ModelCard.load(out / "dsclap" / "README.md").data
+    assert card.base_model == ["sentence-transformers/all-MiniLM-L6-v2"]

@@ -747,7 +747,9 @@ class LratTrainer(Trainer):
             audio_column=audio_column,
             min_span=min_span,
             max_span=max_span,
-            seed=args.seed,
+            # Torch's global generator: set_seed seeds it and every checkpoint saves it, so a resumed run draws the
+            # corruption of an uninterrupted one.
+            seed=None,
         )
         super().__init__(
             model=model,
@@ -932,7 +934,7 @@ def pretrain_lrat(
     audio_column: str = "audio",
     resume_from_checkpoint: str | bool | None = None,
     **trainer_kwargs: Any,
-) -> tuple[LratForPreTraining, list[dict[str, float]]]:
+) -> tuple[LratTrainer, list[dict[str, float]]]:
     """Algorithm 1 on `dataset` (audio + text rows): split it (`split_lrat_corpus`), warm up on the pairs for
     `warmup_epochs` (skipped without pairs: the initial translation then comes from the untrained model), then run
     `num_iterations` epochs of IDAE + CDAE with an IDP refresh after each.
@@ -940,8 +942,9 @@ def pretrain_lrat(
     The warm-up phase writes its checkpoints and its final model under `<output_dir>/warmup`, the iterations theirs
     under `<output_dir>` (with the IDP store). `resume_from_checkpoint=True` continues where a run stopped: from the
     last iteration checkpoint (store included), else after a finished warm-up, else from the last warm-up checkpoint.
-    Returns the trained model (the caller saves it) and the log history of both phases (losses per `<kind>_<part>`,
-    and `idp_text_accuracy` / `idp_audio_l1` per iteration with `validation_pairs`).
+    Returns the iteration phase's trainer (`trainer.model` is the trained model; save it with
+    `trainer.save_model()`, which writes on the main process only) and the log history of both phases (losses per
+    `<kind>_<part>`, and `idp_text_accuracy` / `idp_audio_l1` per iteration with `validation_pairs`).
     """
     num_paired = len(dataset) if lrat_args.fully_paired else lrat_args.num_paired
     splits = split_lrat_corpus(dataset, num_paired, text_column, audio_column, seed=lrat_args.split_seed)
@@ -987,7 +990,7 @@ def pretrain_lrat(
         **common,
     )
     trainer.train(resume_from_checkpoint=iteration_checkpoint)
-    return trainer.model, history + trainer.state.log_history
+    return trainer, history + trainer.state.log_history
 
 
 def idp_curve(log_history: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
