@@ -201,6 +201,7 @@ def plot_idp_curves(results: Results, rows: list[str], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, (text_axis, audio_axis) = plt.subplots(1, 2, figsize=(10, 4))
     for row in rows:
@@ -222,6 +223,8 @@ def plot_idp_curves(results: Results, rows: list[str], path: Path) -> None:
     audio_axis.set(
         xlabel="IDP iteration k", ylabel="L1 to the real frames", title="text -> audio translation"
     )
+    for axis in (text_axis, audio_axis):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     text_axis.legend()
     figure.suptitle("Translation quality of held-out pairs after each IDP round (mean over seeds)")
     figure.tight_layout()
