@@ -552,9 +552,13 @@ def test_auto_classes_resolve_ctal(pretraining_checkpoint: Path, tmp_path: Path)
     speaker = AutoModelForAudioXVector.from_pretrained(pretraining_checkpoint, num_labels=5)
     assert type(speaker) is CtalForXVector
     auto_map = json.loads((pretraining_checkpoint / "config.json").read_text())["auto_map"]
+    # every Auto class the family registers, whichever class was saved
     assert auto_map == {
         "AutoConfig": "configuration_ctal.CtalConfig",
+        "AutoModel": "modeling_ctal.CtalModel",
+        "AutoModelForAudioXVector": "modeling_ctal.CtalForXVector",
         "AutoModelForPreTraining": "modeling_ctal.CtalForPreTraining",
+        "AutoModelForSequenceClassification": "modeling_ctal.CtalForSequenceClassification",
     }
     speaker.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "config.json").read_text())["auto_map"]["AutoModelForAudioXVector"] == (

@@ -337,9 +337,11 @@ def test_auto_classes_resolve_dsclap(dsclap_checkpoint: Path) -> None:
     classifier = AutoModelForSequenceClassification.from_pretrained(dsclap_checkpoint, num_labels=3)
     assert type(classifier) is DsclapForSequenceClassification
     auto_map = json.loads((dsclap_checkpoint / "config.json").read_text())["auto_map"]
+    # every Auto class the family registers, whichever class was saved
     assert auto_map == {
         "AutoConfig": "configuration_dsclap.DsclapConfig",
         "AutoModel": "modeling_dsclap.DsclapModel",
+        "AutoModelForSequenceClassification": "modeling_dsclap.DsclapForSequenceClassification",
     }
 
 
