@@ -33,7 +33,9 @@ def plot(run_dir: Path, output: Path) -> Path:
 
     curves = loss_curves(json.loads((run_dir / "trainer_state.json").read_text()))
     if not curves:
-        raise ValueError(f"{run_dir / 'trainer_state.json'} has no logged losses: train with --logging_steps N")
+        raise ValueError(
+            f"{run_dir / 'trainer_state.json'} has no logged losses: train with --logging_steps N"
+        )
     figure, axis = plt.subplots(figsize=(6, 3.8))
     for name, (steps, values) in sorted(curves.items()):
         axis.plot(steps, values, label=name, linewidth=2 if name == "loss" else 1)
@@ -50,7 +52,9 @@ def plot(run_dir: Path, output: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run_dir", type=Path, required=True, help="a run's --output_dir (or checkpoint)")
     parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
     args = parser.parse_args(argv)
