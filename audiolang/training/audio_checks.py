@@ -20,6 +20,7 @@ import numpy as np
 from datasets import Audio, Dataset
 
 from ..data.asr import audio_to_array
+from ..dual_encoder import min_audio_input_length
 from .lifecycle import BAD_AUDIO_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -178,14 +179,6 @@ def min_audio_samples(feature_extractor: Any, audio_model: Any = None) -> int:
     needed = int(getattr(feature_extractor, "min_samples", 1))
     # Only raw-waveform encoders count in samples (a Whisper encoder's lengths are mel frames).
     raw_waveform = getattr(audio_model, "main_input_name", None) == "input_values"
-    frames = getattr(audio_model, "_get_feat_extract_output_lengths", None)
-    if raw_waveform and frames is not None:
-        # Output frames grow with the input length: the first length that gives one frame, by bisection.
-        low, high = 1, 1
-        while int(frames(high)) < 1:
-            low, high = high + 1, high * 2
-        while low < high:
-            middle = (low + high) // 2
-            low, high = (middle + 1, high) if int(frames(middle)) < 1 else (low, middle)
-        needed = max(needed, low)
+    if raw_waveform and hasattr(audio_model, "_get_feat_extract_output_lengths"):
+        needed = max(needed, min_audio_input_length(audio_model))
     return needed
