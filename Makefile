@@ -6,13 +6,20 @@ OUT ?= out
 SEED ?= 0
 PRESET ?= default
 
-.PHONY: setup demo test test-slow lint bench turbo-objectives dsclap-whisper
+.PHONY: setup demo test test-slow lint bench turbo-objectives dsclap-whisper app
 
 setup:
 	VENV=$(VENV) bash scripts/setup.sh
 
 demo: setup
 	$(PY) run_scripts/run_demo.py --preset $(PRESET) --output_dir $(OUT) --seed $(SEED)
+
+# The demo app (http://127.0.0.1:7860) on the folders `make demo` wrote: the fine-tuned classifiers (saved when the
+# demo fine-tunes with --save_model true) and the pre-trained DSCLAP model, searching the corpus' test clips.
+APP_MODELS ?= $(OUT)/finetune/intent-pretrained $(OUT)/finetune/directed-pretrained $(OUT)/dsclap
+app: setup
+	$(PY) run_scripts/run_app.py --model $(APP_MODELS) --search_dataset $(OUT)/corpus-$(PRESET)-seed$(SEED) \
+		--search_split test --search_size 64
 
 test: setup
 	$(PY) -m pytest -n 2 --dist loadfile -q

@@ -238,6 +238,23 @@ __all__ += [
     "LratXVectorOutput",
 ]
 
+# --- pipelines: `import audiolang` registers "audio-text-classification" with transformers' `pipeline()` ----------
+from .pipelines import (  # noqa: E402
+    AudioTextClassificationPipeline,
+    load_saved_asr,
+    save_asr_config,
+    save_custom_pipeline,
+    saved_asr_config,
+)
+
+__all__ += [
+    "AudioTextClassificationPipeline",
+    "load_saved_asr",
+    "save_asr_config",
+    "save_custom_pipeline",
+    "saved_asr_config",
+]
+
 # ---------------------------------------------------------------------------------------------------------------
 # Loaded on first use: `{module (relative to this package): names it exports at the top level}`. The modules
 # themselves (`audiolang.data`, `audiolang.training`, ...) are reachable as attributes too.
@@ -277,8 +294,24 @@ _LAZY_IMPORTS: dict[str, tuple[str, ...]] = {
     ),
     # Evaluation (scikit-learn, scipy).
     "metrics": ("make_compute_metrics", "mean_and_std", "speaker_verification_eer", "summarise_runs"),
+    # Hub cards, widgets and Space folders (huggingface_hub).
+    "hub": ("push_to_hub", "write_model_card", "write_space"),
+    # Plots written next to the metrics (matplotlib).
+    "plots": ("plot_confusion_matrix", "plot_det_roc", "plot_training_curves", "write_evaluation_plots"),
+    # Linear probes of frozen representations (scikit-learn).
+    "probing": ("probe_representations",),
 }
-_LAZY_SUBMODULES = ("conversion", "data", "hub", "metrics", "training")
+_LAZY_SUBMODULES = (
+    "app",
+    "conversion",
+    "data",
+    "hub",
+    "metrics",
+    "pipelines",
+    "plots",
+    "probing",
+    "training",
+)
 _NAME_TO_MODULE = {name: module for module, names in _LAZY_IMPORTS.items() for name in names}
 __all__ += sorted(_NAME_TO_MODULE)
 

@@ -443,6 +443,22 @@ class _CtalFusionClassifier(CtalPreTrainedModel):
     def _classification_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError  # each head defines its task loss
 
+    def _fuse(
+        self,
+        outputs: CtalModelOutput,
+        attention_mask: torch.Tensor | None,
+        audio_attention_mask: torch.Tensor | None,
+    ) -> _Fusion:
+        """The pooled vectors of Sec. 3.3 from the backbone's final states, over real positions only (also what
+        `audiolang.probing` reads as CTAL's text, audio and fusion representations)."""
+        audio, text = outputs.audio_last_hidden_state, outputs.text_last_hidden_state
+        return _Fusion(
+            audio_attention=self.audio_attention_pooling(audio, audio_attention_mask),
+            audio_max=masked_max_pool(audio, audio_attention_mask),
+            text_attention=text[:, 0],
+            text_max=masked_max_pool(text, attention_mask),
+        )
+
     @can_return_tuple
     def forward(
         self,
@@ -471,13 +487,7 @@ class _CtalFusionClassifier(CtalPreTrainedModel):
             output_attentions=output_attentions,
             output_hidden_states=output_hidden_states,
         )
-        audio, text = outputs.audio_last_hidden_state, outputs.text_last_hidden_state
-        fusion = _Fusion(
-            audio_attention=self.audio_attention_pooling(audio, audio_attention_mask),
-            audio_max=masked_max_pool(audio, audio_attention_mask),
-            text_attention=text[:, 0],
-            text_max=masked_max_pool(text, attention_mask),
-        )
+        fusion = self._fuse(outputs, attention_mask, audio_attention_mask)
         embeddings = fusion.fused
         logits = self.classifier(self.dropout(embeddings))
         orthogonal = fusion.orthogonal_loss

@@ -17,11 +17,13 @@ from audiolang.metrics import mean_and_std
 __all__ = [
     "RESULTS",
     "Recorder",
+    "Results",
     "cached_finetune",
     "cached_run",
     "mean_and_std",
     "median_ratio",
     "paired_timings",
+    "pretrain_sweep_arguments",
     "sweep_arguments",
 ]
 
@@ -49,6 +51,25 @@ class Recorder:
         with self.path.open("a") as f:
             f.write(line + "\n")
         return row
+
+
+class Results:
+    """The sweep's JSON lines: read back on start (finished runs are skipped), appended one per finished run."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+    def find(self, **key) -> dict | None:
+        return next((line for line in self.lines if all(line.get(k) == v for k, v in key.items())), None)
+
+    def add(self, **line) -> dict:
+        print(json.dumps(line), flush=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        self.lines.append(line)
+        return line
 
 
 def timed(step: Callable[[], None]) -> tuple[float, float]:
@@ -97,6 +118,22 @@ SWEEP_TRAINING_ARGUMENTS = [
     "--disable_tqdm", "true",
     "--dataloader_num_workers", "0",
 ]  # fmt: skip
+
+
+def pretrain_sweep_arguments(seed: int, batch_size: int, learning_rate: float) -> list[str]:
+    """`run_pretrain.py` arguments that every sweep's pre-training shares: a checkpoint per epoch (a killed run
+    resumes from it), no logging integrations, data loading in the main process."""
+    return [
+        "--seed", str(seed),
+        "--per_device_train_batch_size", str(batch_size),
+        "--per_device_eval_batch_size", str(batch_size),
+        "--learning_rate", str(learning_rate),
+        "--warmup_steps", "0.1",
+        "--save_strategy", "epoch",
+        "--report_to", "none",
+        "--disable_tqdm", "true",
+        "--dataloader_num_workers", "0",
+    ]  # fmt: skip
 
 
 def sweep_arguments(

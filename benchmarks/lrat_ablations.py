@@ -27,13 +27,19 @@ held-out validation pairs after each IDP iteration (mean over seeds).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, cached_run, mean_and_std, sweep_arguments  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS,
+    Results,
+    cached_run,
+    mean_and_std,
+    pretrain_sweep_arguments,
+    sweep_arguments,
+)
 
 TASK_METRICS = {
     "emotion": ("test_wa", "test_ua"),
@@ -105,19 +111,11 @@ def pretrain_argv(args: argparse.Namespace, row: str, seed: int, rows: int) -> l
         "--corpus_preset", args.corpus_preset,
         "--train_split", args.train_split,
         "--text_column", "text",
-        "--seed", str(seed),
         "--num_paired", str(args.num_paired),
         "--warmup_epochs", str(args.warmup_epochs),
         "--num_iterations", str(args.num_iterations),
-        "--per_device_train_batch_size", str(args.pretrain_batch_size),
-        "--per_device_eval_batch_size", str(args.pretrain_batch_size),
-        "--learning_rate", str(args.pretrain_learning_rate),
-        "--warmup_steps", "0.1",
-        "--save_strategy", "epoch",
         "--save_total_limit", "1",
-        "--report_to", "none",
-        "--disable_tqdm", "true",
-        "--dataloader_num_workers", "0",
+        *pretrain_sweep_arguments(seed, args.pretrain_batch_size, args.pretrain_learning_rate),
         *extra,
     ]  # fmt: skip
     if args.corpus_dir:
@@ -138,25 +136,6 @@ def finetune_argv(args: argparse.Namespace, task: str, seed: int, model: Path) -
             task, seed, args.epochs, args.batch_size, args.learning_rate, args.corpus_preset, args.corpus_dir
         ),
     ]  # fmt: skip
-
-
-class Results:
-    """The sweep's JSON lines: read back on start (finished runs are skipped), appended one per finished run."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.lines = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
-
-    def find(self, **key) -> dict | None:
-        return next((line for line in self.lines if all(line.get(k) == v for k, v in key.items())), None)
-
-    def add(self, **line) -> dict:
-        print(json.dumps(line), flush=True)
-        with self.path.open("a") as f:
-            f.write(json.dumps(line) + "\n")
-        self.lines.append(line)
-        return line
 
 
 def pretrain(args: argparse.Namespace, results: Results, row: str, seed: int) -> Path:

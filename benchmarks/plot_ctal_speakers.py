@@ -26,6 +26,7 @@ from _common import RESULTS, Recorder  # noqa: E402
 
 from audiolang import masked_mean_pool  # noqa: E402
 from audiolang.metrics import speaker_verification_eer  # noqa: E402
+from audiolang.plots import new_figure, save_figure  # noqa: E402
 from audiolang.training import collect_outputs, load_splits  # noqa: E402
 
 
@@ -83,18 +84,16 @@ def main() -> None:
     subset = split.filter(lambda s: s in chosen, input_columns=["speaker_id"])
     embeddings = utterance_embeddings(args.pretrained, subset, args.text_column, args.batch_size)
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
     from sklearn.manifold import TSNE
 
     points = TSNE(n_components=2, perplexity=min(30, len(embeddings) - 1), random_state=0).fit_transform(
         embeddings
     )
-    figure, axis = plt.subplots(figsize=(5.5, 5))
+    figure = new_figure(5.5, 5)
+    axis = figure.subplots()
     speakers = np.array(subset["speaker_id"])
-    colours = plt.get_cmap("tab10")
+    colours = colormaps["tab10"]
     for index, speaker in enumerate(chosen):
         rows = speakers == speaker
         axis.scatter(points[rows, 0], points[rows, 1], s=18, color=colours(index % 10), label=speaker)
@@ -102,10 +101,7 @@ def main() -> None:
     axis.set_yticks([])
     axis.set_title(f"Pre-trained CTAL audio embeddings, t-SNE ({len(chosen)} speakers, {args.split})")
     axis.legend(fontsize=6, loc="best", markerscale=0.8)
-    figure.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(args.output, dpi=120)
-    print(args.output)
+    print(save_figure(figure, args.output))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audiolang.plots import new_figure, save_figure
+
 OBJECTIVE_LABELS = {"vanilla": "Vanilla", "cross": "+CL_cross", "turbo": "+Turbo"}
 COLOURS = {"vanilla": "tab:blue", "cross": "tab:orange", "turbo": "tab:green"}
 
@@ -39,19 +41,15 @@ def circle_projection(embeddings: np.ndarray) -> np.ndarray:
 
 def plot(sweep_dir: Path, results: Path, figures_dir: Path | None = None) -> list[Path]:
     """Draw both figures for every task in `results`; returns the PNG paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from scipy.stats import gaussian_kde
 
     figures_dir = figures_dir or results.parent
-    figures_dir.mkdir(parents=True, exist_ok=True)
     runs = _runs(results)
     written = []
     for task in sorted({row["task"] for row in runs}):
         task_runs = [row for row in runs if row["task"] == task]
-        figure, axis = plt.subplots(figsize=(4.5, 4))
+        figure = new_figure(4.5, 4)
+        axis = figure.subplots()
         for objective in OBJECTIVE_LABELS:
             points = [r for r in task_runs if r["objective"] == objective and "test_alignment" in r]
             if points:
@@ -66,14 +64,11 @@ def plot(sweep_dir: Path, results: Path, figures_dir: Path | None = None) -> lis
         axis.set_ylabel("alignment (audio-text), lower is better")
         axis.set_title(f"Alignment vs uniformity: {task}")
         axis.legend()
-        figure.tight_layout()
-        path = figures_dir / f"{results.stem}_align_uniform_{task}.png"
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, figures_dir / f"{results.stem}_align_uniform_{task}.png"))
 
         objectives = [o for o in OBJECTIVE_LABELS if any(r["objective"] == o for r in task_runs)]
-        figure, axes = plt.subplots(1, len(objectives), figsize=(3.6 * len(objectives), 3.6), squeeze=False)
+        figure = new_figure(3.6 * len(objectives), 3.6)
+        axes = figure.subplots(1, len(objectives), squeeze=False)
         grid = np.linspace(-1.3, 1.3, 120)
         xx, yy = np.meshgrid(grid, grid)
         for axis, objective in zip(axes[0], objectives, strict=True):
@@ -89,11 +84,7 @@ def plot(sweep_dir: Path, results: Path, figures_dir: Path | None = None) -> lis
             axis.set_xticks([])
             axis.set_yticks([])
         figure.suptitle(f"Audio embeddings, 2-D Gaussian KDE: {task}")
-        figure.tight_layout()
-        path = figures_dir / f"{results.stem}_audio_density_{task}.png"
-        figure.savefig(path, dpi=120)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, figures_dir / f"{results.stem}_audio_density_{task}.png"))
     return written
 
 

@@ -22,7 +22,13 @@ all trial pairs of ``--speaker_test_split``, speakers never seen in training).
 The model is evaluated on ``--test_split`` at the end (or on each fold's test fold); results go to
 ``<output_dir>/finetune_results.json`` (per fold, with mean and standard deviation across folds) and into the
 saved model's card. Models that return joint embeddings (Turbo) also report the alignment and uniformity of the
-test embeddings and save them to ``test_embeddings.npz``. The model is saved before the test evaluation.
+test embeddings and save them to ``test_embeddings.npz``. The model is saved before the test evaluation. Plots go
+next to the metrics: ``training_curves.png`` (every loss part, training and validation), and for the test split
+``test_confusion_matrix.png`` (classification), ``test_det_roc.png`` (ROC and DET curves with the EER: ``directed``,
+and ``speaker``'s trials) or ``test_predicted_vs_true.png`` (``valence``).
+A saved classifier serves ``pipeline("audio-text-classification", model=output_dir, trust_remote_code=True)``
+(raw audio in, label out); with ``--text_source asr`` the folder records the recogniser that made the training
+transcripts (``asr/asr_config.json``, with pocketsphinx's domain language model), which the pipeline runs on clips.
 
 As in ``run_pretrain.py``: re-running a killed command resumes from the last checkpoint in ``--output_dir`` (each
 fold's folder under ``--num_folds``); a non-empty ``--output_dir`` that holds anything else is refused unless
@@ -37,7 +43,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from datasets import DatasetDict, concatenate_datasets
+from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import (
@@ -50,11 +56,16 @@ from audiolang import (
     TurboForSequenceClassification,
     TurboProcessor,
 )
-from audiolang.hub import Result, write_model_card
+from audiolang.data import CorpusConfig, corpus_dir, corpus_statistics
+from audiolang.data.corpus import STATISTICS_COLUMNS
+from audiolang.hub import Result, examples_from_dataset, write_model_card
 from audiolang.metrics import TRAINER_BOOKKEEPING, make_compute_metrics, summarise_runs
+from audiolang.pipelines import corpus_asr, save_asr_config, save_custom_pipeline
+from audiolang.plots import write_evaluation_plots, write_training_curves
 from audiolang.training import (
     ROW_INDEX_COLUMN,
     TASKS,
+    TEXT_COLUMNS,
     AudioTextTrainer,
     DataCollatorForAudioText,
     RunArguments,
@@ -109,6 +120,13 @@ class FinetuneArguments:
     audio_encoder_learning_rate: float | None = field(
         default=None, metadata={"help": "learning rate of the audio tower (default: --learning_rate)"}
     )
+    encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "ctal, lrat: learning rate of the pre-trained encoder (the `ctal.` / `lrat.` parameters), while "
+            "the new pooling and classifier layers keep --learning_rate (default: --learning_rate for all)"
+        },
+    )
     objective: str | None = field(
         default=None,
         metadata={"help": f"turbo only: one of {TURBO_OBJECTIVES} (default: the checkpoint's, else turbo)"},
@@ -143,9 +161,6 @@ class FinetuneArguments:
     )
     audio_column: str = field(default="audio")
     save_model: bool = field(default=True, metadata={"help": "save the fine-tuned model and its card"})
-
-
-TEXT_COLUMNS = {"asr": "asr_text", "manual": "text"}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -233,6 +248,17 @@ def validate_arguments(args: FinetuneArguments) -> None:
         )
     if args.model_type not in FREEZABLE and (args.freeze_audio_encoder or args.freeze_text_encoder):
         raise ValueError(f"--freeze_* apply to --model_type {FREEZABLE} only")
+    if args.model_type in FREEZABLE and args.encoder_learning_rate is not None:
+        raise ValueError(
+            "--encoder_learning_rate applies to ctal and lrat: the dual encoders take --text_encoder_learning_rate "
+            "and --audio_encoder_learning_rate"
+        )
+    tower_rates = (args.text_encoder_learning_rate, args.audio_encoder_learning_rate)
+    if args.model_type not in FREEZABLE and tower_rates != (None, None):
+        raise ValueError(
+            "--text_encoder_learning_rate and --audio_encoder_learning_rate apply to the dual encoders (dsclap, "
+            "turbo): for ctal and lrat, --encoder_learning_rate sets the rate of the pre-trained encoder"
+        )
     if args.num_folds < 1:
         raise ValueError(f"--num_folds must be >= 1, got {args.num_folds}")
     if args.num_folds == 2:
@@ -290,7 +316,10 @@ def load_model(args: FinetuneArguments, label_names: list[str] | None):
         )
     classes = SPEAKER_MODEL_CLASSES if args.task == "speaker" else MODEL_CLASSES
     if regression:
-        overrides.update(num_labels=1, problem_type="regression")
+        # The one output is named after the task: the pipeline's label for the predicted value.
+        overrides.update(
+            num_labels=1, problem_type="regression", id2label={0: args.task}, label2id={args.task: 0}
+        )
     else:
         # Passing id2label=None for regression would reset num_labels in some configs: only name real classes.
         overrides.update(
@@ -340,6 +369,7 @@ def train_and_evaluate(
         module_learning_rates={
             "text_model.": args.text_encoder_learning_rate,
             "audio_model.": args.audio_encoder_learning_rate,
+            f"{model.base_model_prefix}.": args.encoder_learning_rate,
         },
     )
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -347,19 +377,35 @@ def train_and_evaluate(
     if save and args.save_model:
         # Before the test evaluation, so that a failing evaluation never loses the training.
         trainer.save_model()
+        if args.task != "speaker" and trainer.is_world_process_zero():
+            export_pipeline(args, out)
     metrics = {**train_result.metrics, "train_samples": splits["train"].num_rows}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
 
     if args.task == "speaker":
-        metrics = speaker_verification_metrics(
-            trainer, processor, splits["test"], TEXT_COLUMNS[args.text_source], args.audio_column
+        metrics, outputs = speaker_verification_metrics(
+            trainer,
+            processor,
+            splits["test"],
+            TEXT_COLUMNS[args.text_source],
+            args.audio_column,
+            return_outputs=True,
         )
+        labels, label_names = splits["test"][TASKS["speaker"]], None
     else:
-        metrics = evaluate_test_split(trainer, splits["test"], out)
+        metrics, prediction = evaluate_test_split(trainer, splits["test"], out, return_outputs=True)
+        labels, outputs = prediction.label_ids, prediction.predictions
+        config = trainer.model.config
+        label_names = (
+            None if args.task == "valence" else [config.id2label[i] for i in range(config.num_labels)]
+        )
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
+    if trainer.is_world_process_zero():
+        write_training_curves(out, title=f"{args.model_type} fine-tuning: {args.task}")
+        write_evaluation_plots(args.task, labels, outputs, label_names, out)
     run = {
         "objective": getattr(trainer.model.config, "objective", None),
         "train_size": splits["train"].num_rows,
@@ -367,7 +413,7 @@ def train_and_evaluate(
         **metrics,
     }
     if save and args.save_model and trainer.is_world_process_zero():
-        write_card(args, training_args, out, run)
+        write_card(args, training_args, out, run, splits["test"])
     return run
 
 
@@ -386,7 +432,33 @@ def run_description(args: FinetuneArguments, training_args: TrainingArguments, f
     }
 
 
-def write_card(args: FinetuneArguments, training_args: TrainingArguments, out: Path, run: dict) -> None:
+def export_pipeline(args: FinetuneArguments, out: Path) -> None:
+    """Let the saved classifier serve `pipeline("audio-text-classification", model=out, trust_remote_code=True)`, and
+    with --text_source asr record the recogniser that made the training transcripts (`asr/asr_config.json`, with
+    pocketsphinx's domain language model), which the pipeline runs on clips given without a transcript."""
+    save_custom_pipeline(out)
+    if args.text_source != "asr":
+        return
+    corpus = args.dataset_path or corpus_dir(
+        CorpusConfig.from_preset(args.corpus_preset, seed=args.corpus_seed), args.corpus_dir
+    )
+    asr = corpus_asr(corpus)
+    if asr is None:
+        logger.warning(
+            "%s records no recogniser for its asr_text (not an audiolang corpus): the saved pipeline needs a "
+            "transcript or asr= per call; record one with audiolang.pipelines.save_asr_config(%r, spec, ...)",
+            corpus,
+            str(out),
+        )
+        return
+    save_asr_config(out, asr[0], **asr[1])
+
+
+def write_card(
+    args: FinetuneArguments, training_args: TrainingArguments, out: Path, run: dict, test: Dataset
+) -> None:
+    """The saved model's card: the test metrics, widget clips of the test split, and the measured limits of the
+    tested rows (where they carry the corpus' columns)."""
     metrics = [
         Result(args.task, key[len("test_") :], float(value), split=args.test_split)
         for key, value in run.items()
@@ -407,6 +479,12 @@ def write_card(args: FinetuneArguments, training_args: TrainingArguments, out: P
             "seed": training_args.seed,
             **({"objective": run["objective"]} if run["objective"] else {}),
         },
+        examples=examples_from_dataset(
+            test, text_column=TEXT_COLUMNS[args.text_source], label_column=TASKS[args.task]
+        ),
+        corpus_statistics=corpus_statistics(DatasetDict({args.test_split: test}))
+        if set(STATISTICS_COLUMNS) <= set(test.column_names)
+        else None,
     )
 
 

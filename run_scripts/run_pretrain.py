@@ -26,6 +26,17 @@ by an iterative-denoising round that re-translates every item from its previous 
     # GPUs, mixed precision
     accelerate launch run_scripts/run_pretrain.py --model_type dsclap --bf16 ...
 
+Streaming (``--streaming``, DSCLAP and CTAL): the training split is read as a ``datasets`` stream and never
+materialised: ``--dataset_name`` (a Hub id, or a local folder of parquet/arrow shards such as
+``audiolang.training.streaming.write_parquet_shards`` writes), or ``--dataset_path`` / the embedded corpus read as
+shards. Each process reads its own shards (``split_dataset_by_node``), checks every clip as it arrives, transcribes
+it with ``--asr`` when the split has no ``--text_column``, and batches clips of similar length
+(``--streaming_buffer_batches``); ``--max_steps`` says how long to train. The validation split, if any, is read into
+memory (its first ``--max_eval_samples`` rows).
+
+    python run_scripts/run_pretrain.py --model_type dsclap --streaming --dataset_name out/corpus-shards \
+        --max_steps 10000 --output_dir out/dsclap-stream
+
 A killed run resumes: re-running the same command continues from the last ``checkpoint-N`` in ``--output_dir``
 (or from ``--resume_from_checkpoint``), bit-exactly. An ``--output_dir`` that holds anything else is refused unless
 ``--overwrite_output_dir``. Before training, every clip is checked (decodes, not empty, not silent, long enough, at
@@ -43,11 +54,12 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from datasets import Dataset
+from datasets import Dataset, IterableDataset, load_dataset
 from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
-from audiolang import CtalFeatureExtractor, DsclapConfig, train_ctal_tokenizer
+from audiolang import CtalConfig, CtalFeatureExtractor, DsclapConfig, LratConfig, train_ctal_tokenizer
 from audiolang.hub import write_model_card
+from audiolang.plots import write_training_curves
 from audiolang.training import (
     ROW_INDEX_COLUMN,
     AudioTextTrainer,
@@ -75,6 +87,13 @@ from audiolang.training import (
     pretrain_lrat,
     resume_checkpoint,
     retrieval_metrics,
+)
+from audiolang.training.streaming import (
+    DEFAULT_BUFFER_BATCHES,
+    StreamingAudioTextTrainer,
+    load_streaming_splits,
+    prepare_pretraining_stream,
+    stream_head,
 )
 
 logger = logging.getLogger("run_pretrain")
@@ -115,8 +134,18 @@ class ModelArguments:
     config_overrides: str | None = field(
         default=None,
         metadata={
-            "help": "dsclap: config fields to set, as in transformers' example scripts, e.g. "
-            "'num_frozen_audio_layers=5,freeze_audio_feature_encoder=true,projection_dim=256'"
+            "help": "config fields to set, as in transformers' example scripts, e.g. (dsclap) "
+            "'num_frozen_audio_layers=5,freeze_audio_feature_encoder=true,projection_dim=256'; (ctal) 'mcam_weight=0' "
+            "pre-trains with MLM only and 'mlm_weight=0' with MCAM only: an objective of weight 0 is off, and its "
+            "input is not masked either"
+        },
+    )
+    do_normalize: bool = field(
+        default=True,
+        metadata={
+            "help": "ctal, lrat: normalise each feature dimension to zero mean and unit variance over each clip "
+            "(CtalFeatureExtractor's do_normalize, the CTAL authors' default); false keeps each clip's level and "
+            "average spectrum. The saved processor carries the choice to fine-tuning"
         },
     )
     contrastive_weight: float | None = field(default=None, metadata={"help": "lambda of Eq. 8"})
@@ -141,6 +170,33 @@ class ModelArguments:
 class DataArguments:
     dataset_path: str | None = field(
         default=None, metadata={"help": "a datasets.load_from_disk folder; default: the embedded corpus"}
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "instead of --dataset_path: a Hub dataset id, or a local folder of data files (parquet, arrow, "
+            "...), read with datasets.load_dataset"
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "the configuration of --dataset_name"}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={"help": "read the training split as a stream, never materialised (needs --max_steps)"},
+    )
+    streaming_buffer_batches: int = field(
+        default=DEFAULT_BUFFER_BATCHES,
+        metadata={
+            "help": "--streaming: clips are sorted by length within windows of this many batches, whose batches "
+            "are then shuffled (1: no length bucketing)"
+        },
+    )
+    streaming_shuffle_buffer_size: int = field(
+        default=1000,
+        metadata={
+            "help": "--streaming: shuffle shards and examples through a buffer of this many (0: stream order)"
+        },
     )
     corpus_preset: str = field(
         default="default", metadata={"help": "embedded corpus preset when no dataset_path"}
@@ -175,11 +231,17 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint = find_checkpoint(
         training_args.output_dir, run_args.overwrite_output_dir, training_args.resume_from_checkpoint
     )
+    validate_streaming(model_args, data_args, training_args)
     set_seed(training_args.seed)
     # The collator reads the audio and text columns, which are not forward() parameters.
     training_args.remove_unused_columns = False
 
     if model_args.model_type == "dsclap":
+        if not model_args.do_normalize:
+            raise ValueError(
+                "--do_normalize false applies to ctal and lrat (CtalFeatureExtractor); a DSCLAP audio tower's own "
+                "normalisation is part of its feature extractor's config"
+            )
         overrides = {
             k: getattr(model_args, k)
             for k in ("num_hard_negatives", "contrastive_weight", "matching_weight")
@@ -199,16 +261,11 @@ def main(argv: list[str] | None = None) -> dict:
         feature_extractor, audio_model = CtalFeatureExtractor(), None
 
     with training_args.main_process_first(desc="dataset preparation"):
-        splits = load_splits(
-            data_args.dataset_path,
-            data_args.corpus_preset,
-            data_args.corpus_dir,
-            data_args.corpus_seed,
-            single_split_name=data_args.train_split,
-        )
+        splits = load_data(data_args, training_args)
         if data_args.train_split not in splits:
             raise ValueError(f"split {data_args.train_split!r} not in the dataset (has {list(splits)})")
-        limits = {data_args.train_split: data_args.max_train_samples}
+        # A stream's validation split is read into memory; its training split is prepared as it streams, below.
+        limits = {} if data_args.streaming else {data_args.train_split: data_args.max_train_samples}
         if data_args.validation_split and data_args.validation_split in splits:
             limits[data_args.validation_split] = data_args.max_eval_samples
         # Row indices before anything is dropped: errors name the rows of the data as the user has it.
@@ -222,7 +279,26 @@ def main(argv: list[str] | None = None) -> dict:
             num_proc=run_args.preprocessing_num_workers,
         )
         prepared = {name: prepare(split, data_args) for name, split in checked.items()}
-        train, valid = prepared[data_args.train_split], prepared.get(data_args.validation_split)
+        valid = prepared.get(data_args.validation_split)
+        if data_args.streaming:
+            train = prepare_pretraining_stream(
+                splits[data_args.train_split],
+                batch_size=training_args.per_device_train_batch_size,
+                audio_column=data_args.audio_column,
+                text_column=data_args.text_column,
+                sampling_rate=feature_extractor.sampling_rate,
+                min_samples=min_audio_samples(feature_extractor, audio_model),
+                bad_audio=run_args.bad_audio,
+                asr=data_args.asr,
+                rank=training_args.process_index,
+                world_size=training_args.world_size,
+                buffer_batches=data_args.streaming_buffer_batches,
+                shuffle_buffer_size=data_args.streaming_shuffle_buffer_size,
+                seed=training_args.seed,
+                split=data_args.train_split,
+            )
+        else:
+            train = prepared[data_args.train_split]
 
     if model_args.model_type in ("ctal", "lrat"):
         if model_args.tokenizer_name_or_path:
@@ -232,8 +308,12 @@ def main(argv: list[str] | None = None) -> dict:
             tokenizer = train_ctal_tokenizer(
                 train, vocab_size=model_args.tokenizer_vocab_size, text_column=data_args.text_column
             )
-        build = build_lrat if model_args.model_type == "lrat" else build_ctal
-        model, processor = build(tokenizer, model_args.preset)
+        build, config_class = (
+            (build_lrat, LratConfig) if model_args.model_type == "lrat" else (build_ctal, CtalConfig)
+        )
+        overrides = parse_config_overrides(model_args.config_overrides, config_class)
+        model, processor = build(tokenizer, model_args.preset, **overrides)
+        processor.feature_extractor.do_normalize = model_args.do_normalize
 
     if model_args.save_initial_model and training_args.process_index == 0:
         save_initial_model(
@@ -252,10 +332,16 @@ def main(argv: list[str] | None = None) -> dict:
     if model_args.model_type == "ctal":
         # Masking happens here, not in the model (MLM on tokens, MCAM on spans of frames), drawn from torch's global
         # generator: set_seed seeds it and every checkpoint saves it, so a resumed run masks as an uninterrupted one.
-        collator = DataCollatorForCtalPreTraining(collator)
+        # An objective of weight 0 is off (the ablations of the paper's Table 4): its input is not masked either.
+        off = {"mlm_probability": model.config.mlm_weight, "audio_mask_probability": model.config.mcam_weight}
+        collator = DataCollatorForCtalPreTraining(
+            collator, **{k: 0.0 for k, weight in off.items() if weight == 0}
+        )
         # Evaluation needs the loss only; gathering the MLM logits over the vocabulary would cost memory for nothing.
         training_args.prediction_loss_only = True
-    trainer = AudioTextTrainer(
+    # A stream is already split per process: StreamingAudioTextTrainer keeps accelerate from splitting it again.
+    trainer_class = StreamingAudioTextTrainer if data_args.streaming else AudioTextTrainer
+    trainer = trainer_class(
         model=model,
         args=training_args,
         train_dataset=train,
@@ -288,12 +374,15 @@ def main(argv: list[str] | None = None) -> dict:
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     # Saved before any evaluation, so that a failing evaluation never loses the training.
     trainer.save_model()
-    metrics = {**train_result.metrics, "train_samples": train.num_rows}
+    # A stream's length is unknown: the results say how many steps it trained for.
+    train_rows = None if data_args.streaming else train.num_rows
+    metrics = {**train_result.metrics, **({} if train_rows is None else {"train_samples": train_rows})}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
     results: dict = {
-        "train_rows": train.num_rows,
+        **({} if train_rows is None else {"train_rows": train_rows}),
+        "train_steps": trainer.state.global_step,
         "train_loss": train_result.training_loss,
         "train_runtime_s": train_result.metrics["train_runtime"],
         **initial,
@@ -308,6 +397,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if trainer.is_world_process_zero():
         write_card_and_results(training_args.output_dir, model_args, data_args, results)
+        write_training_curves(training_args.output_dir, title=f"{model_args.model_type} pre-training")
     return results
 
 
@@ -323,7 +413,11 @@ def write_card_and_results(
         ]
         if model_args.model_type == "dsclap"
         else [],
-        datasets=[data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"],
+        datasets=[
+            data_args.dataset_name
+            or data_args.dataset_path
+            or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"
+        ],
         pretraining={
             "split": data_args.train_split,
             "text_column": data_args.text_column,
@@ -373,7 +467,59 @@ def run_lrat(
     return results
 
 
-def first_rows(split: Dataset, limit: int | None) -> Dataset:
+def validate_streaming(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> None:
+    if data_args.dataset_name and data_args.dataset_path:
+        raise ValueError("--dataset_name and --dataset_path both name the data: pass one of them")
+    if not data_args.streaming:
+        return
+    if training_args.max_steps <= 0:
+        raise ValueError(
+            "--streaming reads a stream of unknown length, so epochs cannot say how long to train: set --max_steps"
+        )
+    if data_args.max_train_samples is not None:
+        raise ValueError("--max_train_samples does not apply to --streaming: --max_steps bounds the training")
+    if model_args.model_type == "lrat":
+        raise ValueError(
+            "--streaming does not apply to --model_type lrat: its iterative denoising revisits every item"
+        )
+    if model_args.model_type == "ctal" and not model_args.tokenizer_name_or_path:
+        raise ValueError(
+            "--streaming with --model_type ctal needs --tokenizer_name_or_path: the tokenizer cannot be trained "
+            "on a stream before training (train one with run_scripts/run_train_tokenizer.py)"
+        )
+
+
+def load_data(data_args: DataArguments, training_args: TrainingArguments):
+    """The splits: `--dataset_name` through `datasets.load_dataset`, otherwise `--dataset_path` or the embedded corpus;
+    as streams with `--streaming` (local data as a multiple of the process count of shards, each process then reads
+    whole shards)."""
+    if data_args.streaming:
+        return load_streaming_splits(
+            data_args.dataset_name,
+            data_args.dataset_config_name,
+            data_args.dataset_path,
+            data_args.corpus_preset,
+            data_args.corpus_dir,
+            data_args.corpus_seed,
+            num_shards=training_args.world_size * max(1, training_args.dataloader_num_workers),
+        )
+    if data_args.dataset_name:
+        return load_dataset(data_args.dataset_name, data_args.dataset_config_name)
+    return load_splits(
+        data_args.dataset_path,
+        data_args.corpus_preset,
+        data_args.corpus_dir,
+        data_args.corpus_seed,
+        single_split_name=data_args.train_split,
+    )
+
+
+def first_rows(split: Dataset | IterableDataset, limit: int | None) -> Dataset:
+    """The first `limit` rows (all when None); a stream's, read into memory."""
+    if isinstance(split, IterableDataset):
+        return stream_head(split, limit)
     return split if limit is None else split.select(range(min(limit, split.num_rows)))
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +34,9 @@ from audiolang.data.asr import (
     build_pocketsphinx_lm,
     load_asr,
     merge_shards,
-    missing_shards,
     transcribe_shard,
 )
-from audiolang.training import configure_logging
+from audiolang.training import ShardArguments, configure_logging, ready_to_merge
 
 logger = logging.getLogger("run_transcribe")
 # Shards and the merge in progress, inside --output_dir; removed once the dataset is saved there.
@@ -80,14 +78,6 @@ class TranscribeArguments:
     num_proc: int | None = field(
         default=None,
         metadata={"help": "Worker processes per shard (default: the cores divided by the shards run here)."},
-    )
-    shard_index: int | None = field(default=None, metadata={"help": "This shard (default: $RANK, else 0)."})
-    num_shards: int | None = field(
-        default=None, metadata={"help": "Shards in all (default: $WORLD_SIZE, else 1)."}
-    )
-    merge_only: bool = field(default=False, metadata={"help": "Only merge the finished shards."})
-    poll_interval_s: float = field(
-        default=10.0, metadata={"help": "Under torchrun, how often shard 0 looks for the other shards."}
     )
 
 
@@ -141,15 +131,14 @@ def check_output_dir(args: TranscribeArguments) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    (args,) = HfArgumentParser(TranscribeArguments).parse_args_into_dataclasses(args=argv)
+    args, shards = HfArgumentParser((TranscribeArguments, ShardArguments)).parse_args_into_dataclasses(
+        args=argv
+    )
     configure_logging()
     check_output_dir(args)
     work_dir = Path(args.output_dir) / WORK_DIR
-    launched_by_torchrun = "WORLD_SIZE" in os.environ
-    shard_index = args.shard_index if args.shard_index is not None else int(os.environ.get("RANK", 0))
-    num_shards = args.num_shards if args.num_shards is not None else int(os.environ.get("WORLD_SIZE", 1))
 
-    if not args.merge_only:
+    if not shards.merge_only:
         if args.dataset_path is None:
             raise ValueError("--dataset_path is required unless --merge_only")
         dataset = load_split(args.dataset_path, args.split)
@@ -160,28 +149,16 @@ def main(argv: list[str] | None = None) -> None:
             dataset,
             build_asr(args, dataset),
             work_dir,
-            shard_index=shard_index,
-            num_shards=num_shards,
+            shard_index=shards.shard_index,
+            num_shards=shards.num_shards,
             audio_column=args.audio_column,
             output_column=args.output_column,
             batch_size=args.batch_size,
             num_proc=num_proc if num_proc > 1 else None,
         )
-        if shard_index != 0:
+        if not ready_to_merge(work_dir, shards):
             return
-        if launched_by_torchrun:
-            # torchrun stops every rank when one fails, so this wait cannot outlive a crashed shard.
-            while missing := missing_shards(work_dir, num_shards):
-                logger.info("waiting for shards %s", missing)
-                time.sleep(args.poll_interval_s)
-        elif missing := missing_shards(work_dir, num_shards):
-            logger.info(
-                "shards %s are not finished: not merging yet. Re-run shard 0, or run with --merge_only, once "
-                "they are.",
-                missing,
-            )
-            return
-    merged = merge_shards(work_dir, num_shards)
+    merged = merge_shards(work_dir, shards.num_shards)
     load_from_disk(str(merged)).save_to_disk(args.output_dir)
     shutil.rmtree(work_dir)
     logger.info("transcribed dataset saved in %s", args.output_dir)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything audiolang needs on a fresh Debian machine that has only Python:
-# Debian packages (speech synthesis, ffmpeg for torchcodec, sox), a virtual environment,
+# Debian packages (speech synthesis, ffmpeg for torchcodec, sox, headless Chromium), a virtual environment,
 # torch 2.13.0 (CPU) first so no later requirement pulls a CUDA build, then the package.
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 EXTRAS=${EXTRAS:-dev}
-APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox ffmpeg"
+# chromium + chromium-driver: the demo app's browser test drives the page in headless Chromium.
+APT_PACKAGES="espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox ffmpeg chromium chromium-driver"
 
 missing=""
 for p in $APT_PACKAGES; do

@@ -87,17 +87,3 @@ def test_turbo_plots_are_drawn_from_a_sweep(tmp_path: Path):
         "sweep_audio_density_emotion.png",
     ]
     assert all(p.stat().st_size > 1000 for p in written)
-
-
-def test_loss_curves_collect_each_training_part_by_step():
-    from plot_loss_parts import loss_curves
-
-    state = {
-        "log_history": [
-            {"step": 5, "loss": 4.0, "text_matching_loss": 1.0, "learning_rate": 1e-3},
-            {"step": 10, "loss": 3.0, "text_matching_loss": 0.5},
-            {"step": 10, "eval_loss": 2.5, "eval_text_matching_loss": 0.4},
-            {"step": 10, "train_loss": 3.5, "train_runtime": 1.0},
-        ]
-    }
-    assert loss_curves(state) == {"loss": ([5, 10], [4.0, 3.0]), "text_matching_loss": ([5, 10], [1.0, 0.5])}

@@ -414,6 +414,9 @@ def test_demo_pretrains_on_a_pretrained_whisper_tower(corpus, whisper_tiny_check
     assert [row.split("|")[2].strip() for row in table[2:]] == ["DSCLAP pre-trained", "no pre-training"]
     results = json.loads((out / "results.json").read_text())
     assert {"initial_eval_audio_to_text_r@1", "eval_audio_to_text_r@1"} <= set(results["pretrain"])
+    # the classifier fine-tuned from the pre-trained model is kept for the pipeline and the app, the baseline is not
+    assert (out / "finetune" / "directed-pretrained" / "model.safetensors").is_file()
+    assert not (out / "finetune" / "directed-baseline" / "model.safetensors").exists()
     # the card names the Hub ids among the base models; a local folder means nothing on the Hub
     card = ModelCard.load(out / "dsclap" / "README.md").data
     assert card.base_model == ["sentence-transformers/all-MiniLM-L6-v2"]

@@ -395,6 +395,10 @@ def format_statistics(stats: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The columns `corpus_statistics` reads: a dataset that has them can be described like the corpus.
+STATISTICS_COLUMNS = ("text", "asr_text", "speaker_id", "duration", "directed", "engine")
+
+
 def corpus_statistics(dataset) -> dict[str, Any]:
     """Per-split sizes, speakers, hours, emotion/directed balance, and ASR WER/CER against ``text``."""
     stats: dict[str, Any] = {"splits": {}}
@@ -402,9 +406,7 @@ def corpus_statistics(dataset) -> dict[str, Any]:
     all_hyps: list[str] = []
     speakers: set[str] = set()
     for split in dataset:
-        cols = dataset[split].select_columns(
-            ["text", "asr_text", "speaker_id", "duration", "directed", "engine"]
-        )
+        cols = dataset[split].select_columns(list(STATISTICS_COLUMNS))
         text, hyp = cols["text"], cols["asr_text"]
         spk = set(cols["speaker_id"])
         speakers |= spk

@@ -20,6 +20,7 @@ from .collators import (
 from .data import (
     ROW_INDEX_COLUMN,
     TASKS,
+    TEXT_COLUMNS,
     add_length_column,
     add_row_index,
     drop_empty_transcripts,
@@ -30,6 +31,7 @@ from .data import (
     task_dataset,
 )
 from .evaluation import (
+    check_model_labels,
     collect_outputs,
     ctal_loss_parts,
     embed_dataset,
@@ -40,9 +42,11 @@ from .evaluation import (
 from .lifecycle import (
     BAD_AUDIO_CHOICES,
     RunArguments,
+    ShardArguments,
     check_output_folder,
     configure_logging,
     last_complete_checkpoint,
+    ready_to_merge,
     resume_checkpoint,
 )
 from .lrat import (
@@ -79,7 +83,9 @@ __all__ = [
     "ModuleLearningRateTrainer",
     "ROW_INDEX_COLUMN",
     "RunArguments",
+    "ShardArguments",
     "TASKS",
+    "TEXT_COLUMNS",
     "add_length_column",
     "add_row_index",
     "build_ctal",
@@ -89,6 +95,7 @@ __all__ = [
     "parse_config_overrides",
     "check_audio",
     "check_model_family",
+    "check_model_labels",
     "check_output_folder",
     "collect_outputs",
     "configure_logging",
@@ -107,6 +114,7 @@ __all__ = [
     "mask_audio_spans",
     "min_audio_samples",
     "pretrain_lrat",
+    "ready_to_merge",
     "refresh_idp_store",
     "resume_checkpoint",
     "retrieval_metrics",

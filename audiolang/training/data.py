@@ -23,6 +23,8 @@ TASKS: dict[str, str] = {
     "valence": "valence",
     "speaker": "speaker_id",
 }
+# `--text_source` of the run scripts: which column holds the transcripts the model reads.
+TEXT_COLUMNS: dict[str, str] = {"asr": "asr_text", "manual": "text"}
 
 
 def load_splits(

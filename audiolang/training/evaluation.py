@@ -11,7 +11,9 @@ import numpy as np
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 from transformers import BatchFeature, Trainer
+from transformers.trainer_utils import PredictionOutput
 
 from ..metrics import alignment, speaker_verification_eer, uniformity
 from ..modeling_turbo import TurboForSequenceClassification
@@ -27,14 +29,16 @@ def collect_outputs(
     select: Callable[[Any, BatchFeature], tuple[torch.Tensor, ...]],
     batch_size: int = 32,
     audio_column: str = "audio",
+    progress: str | None = None,
     **model_kwargs: Any,
 ) -> tuple[torch.Tensor, ...]:
     """Run `model` in eval mode over every row of `dataset` (in order) and concatenate what `select(output,
-    batch)` picks from each batch's output, as float32 CPU tensors."""
+    batch)` picks from each batch's output, as float32 CPU tensors; with `progress`, a progress bar of that name."""
     model.eval()
     collator = DataCollatorForAudioText(processor, audio_column=audio_column, text_column=text_column)
     parts: list[tuple[torch.Tensor, ...]] = []
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
+    batches = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
+    for batch in tqdm(batches, desc=progress, unit="batch", disable=progress is None):
         batch = batch.to(model.device)
         parts.append(tuple(t.float().cpu() for t in select(model(**batch, **model_kwargs), batch)))
     return tuple(torch.cat(column) for column in zip(*parts, strict=True))
@@ -105,26 +109,52 @@ def ctal_loss_parts(model: Any, collator: Any, dataset: Dataset, batch_size: int
 
 
 def evaluate_test_split(
-    trainer: Trainer, test_dataset: Dataset, output_dir: str | Path | None = None
-) -> dict[str, float]:
-    """The task metrics of `trainer.predict` on `test_dataset` (`test_*`); for models whose predictions carry joint
-    audio and text embeddings (Turbo: `(logits, audio_embeds, text_embeds)`), also their alignment and uniformity
-    (Wang & Isola, 2020), and the embeddings themselves in `output_dir/test_embeddings.npz` when `output_dir` is
-    given."""
-    prediction = trainer.predict(test_dataset, metric_key_prefix="test")
+    trainer: Trainer,
+    test_dataset: Dataset,
+    output_dir: str | Path | None = None,
+    metric_key_prefix: str = "test",
+    return_outputs: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], PredictionOutput]:
+    """The task metrics of `trainer.predict` on `test_dataset` (`<metric_key_prefix>_*`); for models whose predictions
+    carry joint audio and text embeddings (Turbo: `(logits, audio_embeds, text_embeds)`), also their alignment and
+    uniformity (Wang & Isola, 2020), and the embeddings themselves in `output_dir/<metric_key_prefix>_embeddings.npz`
+    when `output_dir` is given. With `return_outputs`, `(metrics, prediction)`: the `PredictionOutput` too (e.g. for
+    `audiolang.plots.write_evaluation_plots`)."""
+    prediction = trainer.predict(test_dataset, metric_key_prefix=metric_key_prefix)
     metrics = {k: v for k, v in prediction.metrics.items() if isinstance(v, (int, float))}
     if not isinstance(trainer.model, TurboForSequenceClassification):
-        return metrics
+        return (metrics, prediction) if return_outputs else metrics
     audio, text = (np.asarray(part) for part in prediction.predictions[1:3])
-    metrics["test_alignment"] = alignment(audio, text)
-    metrics["test_uniformity_audio"] = uniformity(audio)
-    metrics["test_uniformity_text"] = uniformity(text)
+    metrics[f"{metric_key_prefix}_alignment"] = alignment(audio, text)
+    metrics[f"{metric_key_prefix}_uniformity_audio"] = uniformity(audio)
+    metrics[f"{metric_key_prefix}_uniformity_text"] = uniformity(text)
     if output_dir is not None and trainer.is_world_process_zero():
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         np.savez(
-            Path(output_dir) / "test_embeddings.npz", audio=audio, text=text, labels=prediction.label_ids
+            Path(output_dir) / f"{metric_key_prefix}_embeddings.npz",
+            audio=audio,
+            text=text,
+            labels=prediction.label_ids,
         )
-    return metrics
+    return (metrics, prediction) if return_outputs else metrics
+
+
+def check_model_labels(config: Any, label_names: list[str] | None, task: str) -> None:
+    """Raise a `ValueError` unless a classifier's outputs are the task's classes, in the same order (`label_names`
+    as `task_dataset` gives them; None for regression, which needs a single output)."""
+    if label_names is None:
+        if config.num_labels != 1:
+            raise ValueError(
+                f"--task {task} is regression, but the model has {config.num_labels} outputs: evaluate a model "
+                f"fine-tuned on {task} (num_labels=1)."
+            )
+        return
+    model_labels = [config.id2label[i] for i in range(config.num_labels)]
+    if model_labels != list(label_names):
+        raise ValueError(
+            f"the model's labels {model_labels} are not the classes of --task {task} {list(label_names)}: evaluate "
+            "a model fine-tuned on this task (its config's id2label names the classes in order)."
+        )
 
 
 def speaker_verification_metrics(
@@ -134,10 +164,12 @@ def speaker_verification_metrics(
     text_column: str,
     audio_column: str = "audio",
     speaker_column: str = "speaker_id",
-) -> dict[str, float]:
+    return_outputs: bool = False,
+) -> dict[str, float] | tuple[dict[str, float], np.ndarray]:
     """Speaker verification as in CTAL's Sec. 4.4: the validation metrics of the classifier over the training
     speakers (`trainer.evaluate()`), then the equal error rate of cosine scoring over every pair of `trials`
-    (utterances of speakers unseen in training), from the head's pre-classifier `embeddings`."""
+    (utterances of speakers unseen in training), from the head's pre-classifier `embeddings`. With `return_outputs`,
+    `(metrics, embeddings)`: the trials' embeddings too, one row per utterance of `trials`."""
     metrics = {k: v for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
     (embeddings,) = collect_outputs(
         trainer.model,
@@ -155,4 +187,4 @@ def speaker_verification_metrics(
         test_target_trials=result.target_trials,
         test_nontarget_trials=result.nontarget_trials,
     )
-    return metrics
+    return (metrics, embeddings.numpy()) if return_outputs else metrics

@@ -1,16 +1,20 @@
 """What every run script does around its work, as transformers' `examples/pytorch` do: one logging set-up, resuming
-from the last checkpoint of `--output_dir`, and refusing to write over anything a run did not create."""
+from the last checkpoint of `--output_dir`, refusing to write over anything a run did not create, and splitting the
+rows of a long job into shards across processes."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from ..data.asr import missing_shards
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,47 @@ class RunArguments:
         default=None,
         metadata={"help": "processes for the audio checks (default: one per 256 rows, up to the cores)"},
     )
+
+
+@dataclass
+class ShardArguments:
+    """The command-line options of scripts that split their rows into contiguous shards, one per process (torchrun
+    sets `RANK` and `WORLD_SIZE`) or per machine, then merge them (`run_transcribe.py`, `run_predict.py`)."""
+
+    shard_index: int | None = field(default=None, metadata={"help": "This shard (default: $RANK, else 0)."})
+    num_shards: int | None = field(
+        default=None, metadata={"help": "Shards in all (default: $WORLD_SIZE, else 1)."}
+    )
+    merge_only: bool = field(default=False, metadata={"help": "Only merge the finished shards."})
+    poll_interval_s: float = field(
+        default=10.0, metadata={"help": "Under torchrun, how often shard 0 looks for the other shards."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.shard_index is None:
+            self.shard_index = int(os.environ.get("RANK", 0))
+        if self.num_shards is None:
+            self.num_shards = int(os.environ.get("WORLD_SIZE", 1))
+
+
+def ready_to_merge(work_dir: str | os.PathLike[str], shards: ShardArguments) -> bool:
+    """Whether this process, its own shard done, merges the shards of `work_dir` (`shard_dir` folders): only shard 0
+    does, once every shard is finished. Under torchrun it waits for them (torchrun stops every rank when one fails, so
+    the wait cannot outlive a crashed shard); otherwise it merges only if they are already finished."""
+    if shards.shard_index != 0:
+        return False
+    if "WORLD_SIZE" in os.environ:
+        while missing := missing_shards(work_dir, shards.num_shards):
+            logger.info("waiting for shards %s", missing)
+            time.sleep(shards.poll_interval_s)
+        return True
+    if missing := missing_shards(work_dir, shards.num_shards):
+        logger.info(
+            "shards %s are not finished: not merging yet. Re-run shard 0, or run with --merge_only, once they are.",
+            missing,
+        )
+        return False
+    return True
 
 
 def configure_logging(process_index: int = 0) -> None:

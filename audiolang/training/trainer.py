@@ -24,7 +24,8 @@ class ModuleLearningRateTrainer(Trainer):
     do prefixes whose rate is None (an unset command-line option).
 
     Weight decay follows Trainer's own rule (no decay for biases and norms); the scheduler scales every
-    group alike. Without ``module_learning_rates`` it is exactly ``Trainer``.
+    group alike. Without ``module_learning_rates`` it is exactly ``Trainer``. A prefix with a rate that names no
+    parameter of the model raises a ``ValueError``: its rate would otherwise be silently ignored.
     """
 
     def __init__(
@@ -37,6 +38,19 @@ class ModuleLearningRateTrainer(Trainer):
         if self.optimizer is not None or not self.module_learning_rates:
             return super().create_optimizer(model)
         opt_model = self.model if model is None else model
+        names = [
+            name.removeprefix("module.") for name, _ in opt_model.named_parameters()
+        ]  # DDP-wrapped names
+        unmatched = [
+            prefix for prefix in self.module_learning_rates if not any(n.startswith(prefix) for n in names)
+        ]
+        if unmatched:
+            modules = sorted({name.split(".")[0] for name in names})
+            raise ValueError(
+                f"`module_learning_rates` names {unmatched}, which match no parameter of "
+                f"{type(opt_model).__name__} (whose parameters start with {modules}): its learning rate would be "
+                "ignored. Name prefixes of this model's parameters, or leave the rate unset."
+            )
         decay = set(self.get_decay_parameter_names(opt_model))
         groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
         for name, param in opt_model.named_parameters():

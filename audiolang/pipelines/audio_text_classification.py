@@ -1,0 +1,459 @@
+"""The `audio-text-classification` pipeline: raw audio in, a label out, with the transcript the model read.
+
+DSCLAP's deployment (and Turbo's, CTAL's, lrat's): the classifiers read a clip *and* its transcript, and at inference
+time the transcript comes from the same speech recogniser that transcribed the training data. A fine-tuned folder
+records that recogniser in `asr/asr_config.json` (next to any file it needs, e.g. pocketsphinx's domain language
+model), the way `Wav2Vec2ProcessorWithLM` keeps its n-gram model in `language_model/`; the pipeline loads it, so a
+caller brings only audio. A caller who has transcripts passes them instead, and no recogniser runs.
+
+This module travels with saved folders for `trust_remote_code=True` (`save_custom_pipeline` copies it next to the
+weights and lists it in `config.json`'s `custom_pipelines`), so it imports only transformers and numpy at the top. Recognisers come from the `audiolang` package, imported when one is first needed: without audiolang installed,
+the pipeline classifies clips given with their transcripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import AutoModelForSequenceClassification, Pipeline
+from transformers.audio_utils import load_audio
+from transformers.pipelines.text_classification import ClassificationFunction, sigmoid, softmax
+from transformers.utils import cached_file, logging
+
+__all__ = [
+    "ASR_CONFIG_NAME",
+    "ASR_FOLDER",
+    "TASK",
+    "AudioTextClassificationPipeline",
+    "load_saved_asr",
+    "save_asr_config",
+    "saved_asr_config",
+    "save_custom_pipeline",
+]
+
+TASK = "audio-text-classification"
+# Where a saved folder records its recogniser: `<folder>/asr/asr_config.json` = `{"spec": <load_asr spec>, "kwargs":
+# {...}}`, with the files the kwargs name (paths relative to `<folder>/asr/`).
+ASR_FOLDER = "asr"
+ASR_CONFIG_NAME = "asr_config.json"
+# `load_asr` keyword arguments that name files; they are copied into the folder so that it is self-contained.
+_FILE_KWARGS = ("lm_path", "dict_path")
+# What transformers names an unnamed output (`PreTrainedConfig.id2label`'s default).
+_DEFAULT_LABEL = "LABEL_0"
+
+logger = logging.get_logger(__name__)
+
+
+class AudioTextClassificationPipeline(Pipeline):
+    """Classify speech with an audio+text sequence classifier of any audiolang family (`DsclapForSequenceClassification`,
+    `TurboForSequenceClassification`, `CtalForSequenceClassification`, `LratForSequenceClassification`).
+
+    Each clip is classified together with its transcript: the one passed with it (`transcript=`), or, when none is,
+    what the folder's speech recogniser hears (the recogniser that transcribed the training data, recorded at
+    fine-tuning time; `asr=` overrides it). The recogniser runs once per clip, on a whole batch at a time
+    (`batch_size`).
+
+    Example:
+
+    ```python
+    >>> from transformers import pipeline
+    >>> classifier = pipeline("audio-text-classification", model="out/dsclap-intent", trust_remote_code=True)
+    >>> classifier("clip.wav")
+    {'label': 'navigation', 'score': 0.93, 'transcript': 'navigate to the nearest gas station'}
+    >>> classifier(waveform, sampling_rate=16000, transcript="open the window", top_k=2)
+    [{'label': 'windows', 'score': 0.88, 'transcript': 'open the window'}, {'label': 'climate', ...}]
+    ```
+
+    Args:
+        model: A `*ForSequenceClassification` model of an audiolang family.
+        processor: The family's joint processor (loaded from the folder by `pipeline(...)`).
+        asr (`str` or `ASRBackend`, *optional*): The recogniser for clips given without a transcript: a
+            `audiolang.load_asr` spec (`"pocketsphinx"`, `"whisper-base"`, ...) or a ready back-end. Defaults to the
+            one the model folder records (`asr/asr_config.json`).
+        truncate_audio (`bool`, *optional*, defaults to `True`): Keep the first `max_audio_samples` samples of
+            longer clips (the processor's limit, what fine-tuning did) instead of raising.
+        batch_size, device, dtype, ...: as for every transformers pipeline.
+    """
+
+    _load_processor = True
+    _load_feature_extractor = False
+    _load_image_processor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args: Any, asr: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.processor is None or self.tokenizer is None or self.feature_extractor is None:
+            raise ValueError(
+                "`processor` is required: pass the model folder's joint audio+text processor, e.g. "
+                "`processor=AutoProcessor.from_pretrained(folder)`."
+            )
+        # What the recogniser is built from, `(spec, kwargs)` for `load_asr`, when known (not for a ready back-end):
+        # it is built on first use, and `save_pretrained` records it.
+        if isinstance(asr, str):
+            self._asr_spec, self._asr = (asr, {}), None
+        else:
+            self._asr_spec = saved_asr_config(self.model.name_or_path) if asr is None else None
+            self._asr = asr
+
+    @property
+    def sampling_rate(self) -> int:
+        """The rate the model takes; other audio is resampled to it."""
+        return int(self.feature_extractor.sampling_rate)
+
+    @property
+    def asr(self) -> Any:
+        """The speech recogniser for clips without a transcript (loaded on first use), or None if there is none."""
+        if self._asr is None and self._asr_spec is not None:
+            spec, kwargs = self._asr_spec
+            self._asr = _import_load_asr(f"the speech recogniser {spec!r}")(spec, **kwargs)
+        return self._asr
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
+        """Save the model, its processor and this pipeline's code (`Pipeline.save_pretrained`: listed in
+        `custom_pipelines`), and the pipeline's recogniser (`save_asr_config`), so that the copy transcribes alike."""
+        super().save_pretrained(save_directory, **kwargs)
+        self.processor.save_pretrained(save_directory, **kwargs)
+        if self._asr_spec is not None:
+            save_asr_config(save_directory, self._asr_spec[0], **self._asr_spec[1])
+        elif self._asr is not None:
+            logger.warning(
+                "the recogniser %r was given as an instance: it is not saved with the pipeline; record it with "
+                "`save_asr_config(%r, spec, ...)`",
+                self._asr,
+                os.fspath(save_directory),
+            )
+
+    def __call__(self, inputs: Any, transcript: str | Iterable[str] | None = None, **kwargs: Any) -> Any:
+        """Classify one clip or a list of clips.
+
+        Args:
+            inputs: One clip or a list of clips, each:
+                - a 1-D float waveform (numpy array, torch tensor or list) at `sampling_rate`;
+                - `{"raw": waveform, "sampling_rate": sr}` or `{"array": ..., "sampling_rate": ...}` (a decoded
+                  `datasets` `Audio` value), resampled to the model's rate if needed;
+                - the path (or URL) of an audio file, decoded and resampled;
+                - a `datasets` `Audio` value as datasets 4+ decodes it (a torchcodec `AudioDecoder`);
+                - `{"audio": <any of the above>, "transcript": str}` to pair a clip with its transcript.
+                A `datasets.Dataset` or a generator of such items streams the results.
+            transcript: The transcript of the clip, or one per clip of a list (in order). Without it, the
+                pipeline's recogniser transcribes the clips.
+            sampling_rate (`int`): The rate of bare waveforms (required for them).
+            top_k (`int` or `None`, *optional*, defaults to 1): How many labels to return per clip, best first;
+                `None` returns all. With `top_k=1` each result is one dict, otherwise a list of dicts.
+            function_to_apply (`str`, *optional*): `"softmax"`, `"sigmoid"` or `"none"`, applied to the logits;
+                by default `"none"` for regression, `"sigmoid"` for multi-label and `"softmax"` otherwise (as the
+                text-classification pipeline).
+            truncate_audio (`bool`, *optional*): See the class.
+
+        Returns:
+            Per clip, `{"label": str, "score": float, "transcript": str}` (a list of them with `top_k != 1`). For a
+            regression model the score is the predicted value, and the label is the config's name for it
+            (`id2label[0]`) or `"score"`.
+        """
+        if transcript is not None:
+            inputs = _pair_with_transcripts(inputs, transcript)
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(
+        self,
+        sampling_rate: int | None = None,
+        top_k: int | None | str = "",
+        function_to_apply: str | None = None,
+        truncate_audio: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        if kwargs:
+            raise ValueError(
+                f"unknown argument(s) {sorted(kwargs)}: the audio-text-classification pipeline takes "
+                "`transcript`, `sampling_rate`, `top_k`, `function_to_apply`, `truncate_audio` and `asr`."
+            )
+        preprocess_params: dict[str, Any] = {}
+        forward_params: dict[str, Any] = {}
+        postprocess_params: dict[str, Any] = {}
+        if sampling_rate is not None:
+            preprocess_params["sampling_rate"] = sampling_rate
+        if truncate_audio is not None:
+            forward_params["truncate_audio"] = truncate_audio
+        # "" is "not given", so that `top_k=None` can mean "every label", as in the text-classification pipeline.
+        if top_k != "":
+            if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+                raise ValueError(f"`top_k` must be a positive integer or None (every label), got {top_k!r}.")
+            postprocess_params["top_k"] = top_k
+        if function_to_apply is not None:
+            try:
+                postprocess_params["function_to_apply"] = ClassificationFunction(
+                    str(function_to_apply).lower()
+                )
+            except ValueError:
+                raise ValueError(
+                    f"`function_to_apply` must be one of 'softmax', 'sigmoid', 'none', got {function_to_apply!r}."
+                ) from None
+        return preprocess_params, forward_params, postprocess_params
+
+    def preprocess(self, inputs: Any, sampling_rate: int | None = None) -> dict[str, Any]:
+        transcript = None
+        if isinstance(inputs, dict) and "audio" in inputs:
+            transcript = inputs.get("transcript")
+            if transcript is not None and not isinstance(transcript, str):
+                raise ValueError(f"`transcript` must be a string, got {type(transcript).__name__}.")
+            inputs = inputs["audio"]
+        return {"audio": self._waveform(inputs, sampling_rate), "transcript": transcript}
+
+    def _waveform(self, audio: Any, sampling_rate: int | None) -> np.ndarray:
+        """One input as a waveform at the model's rate. Its content (mono, finite, not silent, ...) is checked by the
+        processor's feature extractor, the one validator of every audiolang front end."""
+        if isinstance(audio, (str, os.PathLike)):
+            audio = os.fspath(audio)
+            if not audio.startswith(("http://", "https://")) and not os.path.isfile(audio):
+                raise ValueError(
+                    f"audio file {audio!r} does not exist: pass the path of an audio file or a waveform."
+                )
+            # soundfile + soxr: the resampler of waveforms given at another rate (`_resample`) and of `librosa.load`.
+            return load_audio(audio, sampling_rate=self.sampling_rate, backend="soundfile")
+        # A `datasets` Audio value (torchcodec `AudioDecoder`): torchcodec is then imported already.
+        torchcodec = sys.modules.get("torchcodec")
+        if torchcodec is not None and isinstance(audio, torchcodec.decoders.AudioDecoder):
+            samples = audio.get_all_samples()
+            # Channels first; mixed down by their mean, as datasets' own `value["array"]` does.
+            audio = {"array": samples.data.numpy().mean(axis=0), "sampling_rate": samples.sample_rate}
+        if isinstance(audio, dict):
+            key = next((k for k in ("raw", "array") if k in audio), None)
+            if key is None or "sampling_rate" not in audio:
+                raise ValueError(
+                    "an audio dict needs the waveform under 'raw' (or 'array', as `datasets` decodes it) and its "
+                    f"'sampling_rate', e.g. {{'raw': waveform, 'sampling_rate': 16000}}; got keys {sorted(audio)}."
+                )
+            audio, sampling_rate = audio[key], audio["sampling_rate"]
+        elif sampling_rate is None:
+            raise ValueError(
+                f"`sampling_rate` is required with a bare waveform: pass `sampling_rate={self.sampling_rate}` (other "
+                "rates are resampled), or the clip as {'raw': waveform, 'sampling_rate': sr}."
+            )
+        if hasattr(audio, "detach"):  # a torch tensor
+            audio = audio.detach().cpu().numpy()
+        audio = np.asarray(audio)
+        if sampling_rate != self.sampling_rate and audio.ndim == 1 and audio.size:
+            audio = _resample(audio, sampling_rate, self.sampling_rate)
+        return audio
+
+    def _forward(self, model_inputs: dict[str, Any], truncate_audio: bool = True) -> dict[str, Any]:
+        # Batched (`batch_size > 1`): lists of clips and transcripts; unbatched: one clip and its transcript.
+        batched = isinstance(model_inputs["audio"], list)
+        clips = model_inputs["audio"] if batched else [model_inputs["audio"]]
+        transcripts = list(model_inputs["transcript"]) if batched else [model_inputs["transcript"]]
+        missing = [i for i, text in enumerate(transcripts) if text is None]
+        if missing:
+            # One recogniser call for the batch's clips that came without a transcript.
+            heard = self._recogniser().transcribe([clips[i] for i in missing], self.sampling_rate)
+            for i, text in zip(missing, heard, strict=True):
+                transcripts[i] = text
+        # What fine-tuning does (DataCollatorForAudioText): a recogniser that heard nothing is evidence too, and an
+        # empty transcript is read as the tokenizer's unknown token.
+        texts = [text if text.strip() else self.tokenizer.unk_token for text in transcripts]
+        inputs = self.processor(
+            audio=clips,
+            text=texts,
+            sampling_rate=self.sampling_rate,
+            truncate_audio=truncate_audio,
+            return_tensors="pt",
+        )
+        if self.dtype is not None:
+            inputs = inputs.to(dtype=self.dtype)  # floating-point tensors only
+        logits = self.model(**self._ensure_tensor_on_device(dict(inputs), self.device)).logits
+        return {"logits": logits, "transcript": transcripts if batched else transcripts[0]}
+
+    def _recogniser(self) -> Any:
+        asr = self.asr
+        if asr is None:
+            raise ValueError(
+                f"no transcript was given and {self.model.name_or_path!r} records no speech recogniser "
+                f"(no {ASR_FOLDER}/{ASR_CONFIG_NAME}: it was fine-tuned on manual transcripts, or saved without "
+                "one). Pass each clip's transcript (`transcript=`), or a recogniser: `asr='pocketsphinx'` or "
+                "another `audiolang.load_asr` spec, or an `ASRBackend` instance."
+            )
+        if asr.sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"the recogniser {asr!r} takes {asr.sampling_rate} Hz audio but the model {self.sampling_rate} Hz: "
+                "pass `asr=` a recogniser at the model's rate."
+            )
+        return asr
+
+    def postprocess(
+        self,
+        model_outputs: dict[str, Any],
+        top_k: int | None = 1,
+        function_to_apply: ClassificationFunction | None = None,
+    ) -> dict[str, Any] | list[dict[str, Any]]:
+        config = self.model.config
+        transcript = model_outputs["transcript"]
+        logits = model_outputs["logits"][0].float().numpy()
+        regression = config.problem_type == "regression" or (
+            config.problem_type is None and config.num_labels == 1
+        )
+        if function_to_apply is None:
+            if regression:
+                function_to_apply = ClassificationFunction.NONE
+            elif config.problem_type == "multi_label_classification":
+                function_to_apply = ClassificationFunction.SIGMOID
+            else:
+                function_to_apply = ClassificationFunction.SOFTMAX
+        scores = {
+            ClassificationFunction.SOFTMAX: softmax,
+            ClassificationFunction.SIGMOID: sigmoid,
+            ClassificationFunction.NONE: lambda x: x,
+        }[function_to_apply](logits)
+        if regression:
+            name = config.id2label.get(0, _DEFAULT_LABEL)
+            return {
+                "label": "score" if name == _DEFAULT_LABEL else name,
+                "score": float(scores[0]),
+                "transcript": transcript,
+            }
+        order = np.argsort(-scores, kind="stable")[: None if top_k is None else top_k]
+        results = [
+            {"label": config.id2label[int(i)], "score": float(scores[i]), "transcript": transcript}
+            for i in order
+        ]
+        return results[0] if top_k == 1 else results
+
+
+def _pair_with_transcripts(inputs: Any, transcript: str | Iterable[str]) -> Any:
+    """`{"audio": clip, "transcript": text}` items: a transcript per clip, in order."""
+    if isinstance(inputs, list):
+        if isinstance(transcript, str) or not isinstance(transcript, Iterable):
+            raise ValueError(
+                f"`inputs` is a list of {len(inputs)} clips: pass `transcript` as a list of as many strings, in "
+                "the same order."
+            )
+        transcript = list(transcript)  # e.g. a `datasets` column
+        if len(transcript) != len(inputs):
+            raise ValueError(
+                f"`inputs` has {len(inputs)} clips but `transcript` has {len(transcript)} transcripts: pass one "
+                "transcript per clip, in the same order."
+            )
+        return [{"audio": clip, "transcript": text} for clip, text in zip(inputs, transcript, strict=True)]
+    if not isinstance(transcript, str):
+        raise ValueError(
+            f"`transcript` must be a string for a single clip, got {type(transcript).__name__}; for several "
+            "clips pass `inputs` as a list."
+        )
+    return {"audio": inputs, "transcript": transcript}
+
+
+def _resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """`soxr`'s high-quality resampler: what `librosa.resample` (audiolang's corpus builder) and transformers'
+    `load_audio` (audio files) use."""
+    try:
+        import soxr
+    except ImportError:
+        raise ValueError(
+            f"the audio is at {orig_sr} Hz and the model takes {target_sr} Hz: resampling it needs `soxr` "
+            f"(pip install soxr), or resample it first."
+        ) from None
+    return soxr.resample(audio.astype(np.float32, copy=False), orig_sr, target_sr, quality="soxr_hq")
+
+
+def _import_load_asr(needed_for: str) -> Any:
+    # In a try block: transformers' `trust_remote_code` import check skips it, so the module loads without audiolang.
+    try:
+        from audiolang.data.asr import load_asr
+    except ImportError:
+        raise ValueError(
+            f"{needed_for} needs the speech recognisers of the `audiolang` package, which is not installed: "
+            "`pip install audiolang`, or pass each clip's transcript (`transcript=`)."
+        ) from None
+    return load_asr
+
+
+def saved_asr_config(name_or_path: str | os.PathLike) -> tuple[str, dict[str, Any]] | None:
+    """The speech recogniser a model folder (or Hub repository) records in `asr/asr_config.json`, as `(spec, kwargs)`
+    for `audiolang.load_asr`, with the files it names resolved to local paths (downloaded from the Hub for a repository
+    id); None when it records none (or for a model that was not loaded from a folder)."""
+    if not os.fspath(name_or_path):
+        return None
+    config_file = _asr_file(name_or_path, ASR_CONFIG_NAME, required=False)
+    if config_file is None:
+        return None
+    record = json.loads(Path(config_file).read_text())
+    kwargs = dict(record.get("kwargs", {}))
+    for key in _FILE_KWARGS:
+        if kwargs.get(key) is not None:
+            kwargs[key] = _asr_file(name_or_path, kwargs[key], required=True)
+    return record["spec"], kwargs
+
+
+def load_saved_asr(name_or_path: str | os.PathLike) -> Any:
+    """The speech recogniser a model folder records (`saved_asr_config`), built with `audiolang.load_asr`; None when it
+    records none."""
+    saved = saved_asr_config(name_or_path)
+    if saved is None:
+        return None
+    spec, kwargs = saved
+    return _import_load_asr(f"the speech recogniser of {os.fspath(name_or_path)!r} ({spec})")(spec, **kwargs)
+
+
+def _asr_file(name_or_path: str | os.PathLike, filename: str, required: bool) -> str | None:
+    """A file of the folder's `asr/` (downloaded from the Hub for a repository id)."""
+    return cached_file(
+        os.fspath(name_or_path),
+        filename,
+        subfolder=ASR_FOLDER,
+        _raise_exceptions_for_missing_entries=required,
+        _raise_exceptions_for_connection_errors=required,
+    )
+
+
+def save_asr_config(save_directory: str | os.PathLike, spec: str, **kwargs: Any) -> Path:
+    """Record in a saved model folder the speech recogniser that made its training transcripts, for the pipeline.
+
+    Writes `<save_directory>/asr/asr_config.json` (`{"spec": spec, "kwargs": kwargs}`, what `audiolang.load_asr(spec,
+    **kwargs)` takes) and copies the files that `lm_path` / `dict_path` name (pocketsphinx's domain language model and
+    its dictionary) into `asr/`, so that the folder (and a Hub repository uploaded from it) is self-contained. Other
+    arguments must be JSON values; a spec that names a local folder (`"whisper:/path"`) is recorded as it is.
+
+    Returns the path of `asr_config.json`.
+    """
+    folder = Path(save_directory) / ASR_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    recorded = dict(kwargs)
+    for key in _FILE_KWARGS:
+        if recorded.get(key) is not None:
+            source = Path(recorded[key])
+            if not source.is_file():
+                raise ValueError(f"`{key}` {str(source)!r} is not a file: pass the recogniser's {key} file.")
+            shutil.copyfile(source, folder / source.name)
+            recorded[key] = source.name
+    config_file = folder / ASR_CONFIG_NAME
+    config_file.write_text(json.dumps({"spec": spec, "kwargs": recorded}, indent=2, sort_keys=True) + "\n")
+    return config_file
+
+
+def save_custom_pipeline(save_directory: str | os.PathLike) -> None:
+    """Make a saved sequence-classification folder serve `pipeline("audio-text-classification", model=folder,
+    trust_remote_code=True)` where audiolang is not installed (and from the Hub).
+
+    What `Pipeline.save_pretrained` does for a registered pipeline, without saving the weights again: the task goes
+    into `config.json`'s `custom_pipelines` and this module is copied next to the weights.
+    """
+    folder = Path(save_directory)
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise ValueError(f"{str(folder)!r} has no config.json: save the model (`save_pretrained`) first.")
+    config = json.loads(config_file.read_text())
+    config["custom_pipelines"] = {
+        **config.get("custom_pipelines", {}),
+        TASK: {
+            "impl": f"{Path(__file__).stem}.{AudioTextClassificationPipeline.__name__}",
+            "pt": [AutoModelForSequenceClassification.__name__],
+            "type": "multimodal",
+        },
+    }
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    shutil.copyfile(__file__, folder / Path(__file__).name)

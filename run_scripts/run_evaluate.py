@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""Evaluate a saved audiolang classifier on one split of a dataset, with the task's metrics.
+
+Any family's sequence classifier (DSCLAP, Turbo, CTAL, lrat) and any task of ``run_finetune.py`` but ``speaker``:
+``directed`` (accuracy, FRR, FAR, F1, EER), ``intent`` (accuracy, macro-F1), ``emotion`` (WA, UA), ``valence``
+(regression: MAE, Pearson, Acc2, F1). The model reads each clip with its ``--text_source`` transcript, as in
+fine-tuning; the metrics are those of ``audiolang.metrics`` over ``Trainer.predict``, written to
+``<output_dir>/<split>_results.json`` (and ``all_results.json``), as transformers' examples write theirs, with the
+plots of ``audiolang.plots`` next to them (``<split>_confusion_matrix.png``; ``<split>_det_roc.png`` for ``directed``;
+``<split>_predicted_vs_true.png`` for ``valence``).
+
+    python run_scripts/run_evaluate.py --model_name_or_path out/dsclap-intent --task intent \
+        --dataset_path out/corpus --split test --output_dir out/dsclap-intent-eval
+    # several processes: torchrun --nproc_per_node 2 run_scripts/run_evaluate.py ...
+
+A non-empty ``--output_dir`` is refused unless ``--overwrite_output_dir``; every clip is checked first
+(``--bad_audio error|skip``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoProcessor,
+    HfArgumentParser,
+    TrainingArguments,
+)
+
+from audiolang.metrics import make_compute_metrics
+from audiolang.plots import write_evaluation_plots
+from audiolang.training import (
+    ROW_INDEX_COLUMN,
+    TASKS,
+    TEXT_COLUMNS,
+    AudioTextTrainer,
+    DataCollatorForAudioText,
+    RunArguments,
+    add_length_column,
+    add_row_index,
+    check_audio,
+    check_model_labels,
+    check_output_folder,
+    configure_logging,
+    evaluate_test_split,
+    load_splits,
+    min_audio_samples,
+    task_dataset,
+)
+
+logger = logging.getLogger("run_evaluate")
+# Speaker verification scores unseen speakers by embedding similarity, not a classifier: run_finetune.py does it.
+EVALUATION_TASKS = tuple(task for task in TASKS if task != "speaker")
+
+
+@dataclass
+class EvaluateArguments:
+    model_name_or_path: str = field(metadata={"help": "a fine-tuned classifier folder (or hub id)"})
+    task: str = field(default="directed", metadata={"help": f"one of {EVALUATION_TASKS}"})
+    split: str = field(default="test", metadata={"help": "the split to evaluate"})
+    text_source: str = field(default="asr", metadata={"help": "asr (the asr_text column) or manual (text)"})
+    dataset_path: str | None = field(
+        default=None, metadata={"help": "load_from_disk folder; default: the corpus"}
+    )
+    corpus_preset: str = field(default="default")
+    corpus_dir: str | None = field(default=None)
+    corpus_seed: int = field(default=0)
+    audio_column: str = field(default="audio")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = HfArgumentParser((EvaluateArguments, RunArguments, TrainingArguments))
+    args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    configure_logging(training_args.process_index)
+    if args.task not in EVALUATION_TASKS:
+        raise ValueError(f"--task must be one of {EVALUATION_TASKS}, got {args.task!r}")
+    if args.text_source not in TEXT_COLUMNS:
+        raise ValueError(f"--text_source must be one of {sorted(TEXT_COLUMNS)}, got {args.text_source!r}")
+    check_output_folder(training_args.output_dir, "--output_dir", run_args.overwrite_output_dir)
+    training_args.remove_unused_columns = False
+    model = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
+    processor = AutoProcessor.from_pretrained(args.model_name_or_path)
+
+    with training_args.main_process_first(desc="dataset preparation"):
+        data = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
+        if args.split not in data:
+            raise ValueError(f"--split {args.split!r} is not in the dataset, which has {sorted(data)}")
+        dataset, label_names = task_dataset(data[args.split], args.task)
+        check_model_labels(model.config, label_names, args.task)
+        dataset = check_audio(
+            {args.split: add_row_index(dataset)},
+            audio_column=args.audio_column,
+            sampling_rate=processor.feature_extractor.sampling_rate,
+            min_samples=min_audio_samples(processor.feature_extractor, getattr(model, "audio_model", None)),
+            bad_audio=run_args.bad_audio,
+            num_proc=run_args.preprocessing_num_workers,
+        )[args.split]
+        # group_by_length groups evaluation batches too.
+        dataset = add_length_column(dataset)
+
+    collator = DataCollatorForAudioText(
+        processor,
+        audio_column=args.audio_column,
+        text_column=TEXT_COLUMNS[args.text_source],
+        label_column="labels",
+        index_column=ROW_INDEX_COLUMN,
+    )
+    trainer = AudioTextTrainer(
+        model=model,
+        args=training_args,
+        data_collator=collator,
+        processing_class=processor,
+        compute_metrics=make_compute_metrics(args.task),
+    )
+    metrics, prediction = evaluate_test_split(
+        trainer, dataset, training_args.output_dir, metric_key_prefix=args.split, return_outputs=True
+    )
+    metrics[f"{args.split}_samples"] = dataset.num_rows
+    trainer.log_metrics(args.split, metrics)
+    trainer.save_metrics(args.split, metrics)
+    if trainer.is_world_process_zero():
+        write_evaluation_plots(
+            args.task,
+            prediction.label_ids,
+            prediction.predictions,
+            label_names,
+            training_args.output_dir,
+            prefix=args.split,
+        )
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,357 @@
+"""The `audio-text-classification` pipeline: the model's own forward on the processor's output, for every family;
+batching, top-k, regression, the input forms; the recogniser called once per clip, batched, from the folder's
+record (a real pocketsphinx with the copied language model); loading with `trust_remote_code` where audiolang is not
+importable; and transformers' zero-shot pipeline on a Turbo folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoProcessor, pipeline
+
+from audiolang import (
+    CtalConfig,
+    CtalForSequenceClassification,
+    CtalProcessor,
+    DsclapForSequenceClassification,
+    DsclapProcessor,
+    LratConfig,
+    LratForSequenceClassification,
+    LratProcessor,
+    TurboConfig,
+    TurboForSequenceClassification,
+    TurboProcessor,
+    train_ctal_tokenizer,
+)
+from audiolang.data.asr import ASRBackend, validate_audio_batch
+from audiolang.pipelines import (
+    ASR_CONFIG_NAME,
+    ASR_FOLDER,
+    AudioTextClassificationPipeline,
+    save_asr_config,
+    save_custom_pipeline,
+)
+
+TASK = "audio-text-classification"
+LABELS = ("navigation", "music", "windows")
+FAMILIES = ("dsclap", "turbo", "ctal", "lrat")
+TEXTS = ["navigate home", "play some music", "open the window", "call mom", "turn on the radio"]
+
+
+class CountingASR(ASRBackend):
+    """A recogniser that records the clips of each call (by length) and 'hears' a text chosen by the clip's length."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+        batch = validate_audio_batch(audio, sampling_rate, self.sampling_rate)
+        self.calls.append([len(clip) for clip in batch])
+        return [TEXTS[len(clip) % len(TEXTS)] for clip in batch]
+
+
+def _labels(num_labels: int = len(LABELS)) -> dict:
+    names = LABELS[:num_labels]
+    return {
+        "num_labels": num_labels,
+        "id2label": dict(enumerate(names)),
+        "label2id": {name: i for i, name in enumerate(names)},
+    }
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory, dsclap_tokenizer, dsclap_config_factory) -> dict[str, Path]:
+    """A saved classifier with random weights (and its processor) per family, exported for the pipeline; and a
+    DSCLAP regression model ("valence")."""
+    root = tmp_path_factory.mktemp("pipeline_folders")
+    torch.manual_seed(0)
+    dsclap = dsclap_config_factory(**_labels())
+    models = {
+        "dsclap": (
+            DsclapForSequenceClassification(dsclap),
+            DsclapProcessor.from_config(dsclap, dsclap_tokenizer),
+        ),
+        "regression": (
+            DsclapForSequenceClassification(
+                dsclap_config_factory(num_labels=1, problem_type="regression", id2label={0: "valence"})
+            ),
+            DsclapProcessor.from_config(dsclap, dsclap_tokenizer),
+        ),
+    }
+    turbo = TurboConfig(audio_config=dsclap.audio_config, text_config=dsclap.text_config, **_labels())
+    models["turbo"] = (
+        TurboForSequenceClassification(turbo),
+        TurboProcessor.from_config(turbo, dsclap_tokenizer),
+    )
+    tokenizer = train_ctal_tokenizer(TEXTS * 4, vocab_size=300, min_frequency=1)
+    special = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+    }
+    for family, config_class, model_class, processor_class in (
+        ("ctal", CtalConfig, CtalForSequenceClassification, CtalProcessor),
+        ("lrat", LratConfig, LratForSequenceClassification, LratProcessor),
+    ):
+        config = config_class.from_preset("tiny", **special, **_labels())
+        models[family] = (model_class(config), processor_class.from_config(config, tokenizer))
+    for name, (model, processor) in models.items():
+        model.eval().save_pretrained(root / name)
+        processor.save_pretrained(root / name)
+        save_custom_pipeline(root / name)
+    return {name: root / name for name in models}
+
+
+@pytest.fixture(scope="module")
+def clips(dsclap_waveforms) -> list[np.ndarray]:
+    # Distinct lengths: CountingASR tells the clips apart by them.
+    return dsclap_waveforms(6_000, 7_001, 8_002, 9_003, 10_004, seed=1)
+
+
+def _classifier(folder: Path, **kwargs) -> AudioTextClassificationPipeline:
+    # A folder that carries `custom_pipelines` would need `trust_remote_code`: this package's class is named instead.
+    return pipeline(
+        TASK, model=str(folder), pipeline_class=AudioTextClassificationPipeline, device="cpu", **kwargs
+    )
+
+
+def _expected(folder: Path, clip: np.ndarray, transcript: str) -> dict[str, float]:
+    """Every label's probability: the model's own forward on its processor's output for the clip alone."""
+    model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    processor = AutoProcessor.from_pretrained(folder)
+    inputs = processor(audio=[clip], text=[transcript], sampling_rate=16_000, return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**inputs).logits[0].softmax(-1)
+    return {model.config.id2label[i]: float(p) for i, p in enumerate(probs)}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pipeline_is_the_models_forward_on_the_processors_output(folders, clips, family):
+    classifier = _classifier(folders[family])
+    texts = TEXTS[: len(clips)]
+    one_by_one = classifier(clips, sampling_rate=16_000, transcript=texts, top_k=None)
+    for clip, text, result in zip(clips, texts, one_by_one, strict=True):
+        assert [item["transcript"] for item in result] == [text] * len(LABELS)
+        scores = [item["score"] for item in result]
+        assert scores == sorted(scores, reverse=True)
+        assert {item["label"]: item["score"] for item in result} == pytest.approx(
+            _expected(folders[family], clip, text), abs=1e-5
+        )
+    # A batch pads clips and transcripts together; each clip's result is the one it gets alone.
+    batched = classifier(clips, sampling_rate=16_000, transcript=texts, top_k=None, batch_size=3)
+    for alone, in_batch in zip(one_by_one, batched, strict=True):
+        assert [item["label"] for item in in_batch] == [item["label"] for item in alone]
+        assert [item["score"] for item in in_batch] == pytest.approx(
+            [item["score"] for item in alone], abs=1e-5
+        )
+
+
+def test_the_recogniser_hears_each_clip_once_per_batch(folders, clips):
+    asr = CountingASR()
+    classifier = _classifier(folders["dsclap"], asr=asr)
+    results = classifier(clips, sampling_rate=16_000, batch_size=2)
+    lengths = [len(clip) for clip in clips]
+    assert asr.calls == [lengths[0:2], lengths[2:4], lengths[4:5]]
+    heard = [TEXTS[n % len(TEXTS)] for n in lengths]
+    assert [result["transcript"] for result in results] == heard
+    # The same as being given those transcripts.
+    given = _classifier(folders["dsclap"])(clips, sampling_rate=16_000, transcript=heard, batch_size=2)
+    assert results == given
+    # Clips that come with a transcript are not transcribed.
+    asr.calls.clear()
+    mixed = [
+        {"audio": {"raw": clip, "sampling_rate": 16_000}, "transcript": "call mom"} for clip in clips[:2]
+    ]
+    mixed += [{"raw": clip, "sampling_rate": 16_000} for clip in clips[2:]]
+    results = classifier(mixed, batch_size=5)
+    assert asr.calls == [lengths[2:]]
+    assert [result["transcript"] for result in results] == ["call mom", "call mom", *heard[2:]]
+
+
+def test_top_k_and_function_to_apply(folders, clips):
+    classifier = _classifier(folders["dsclap"])
+    every = classifier(clips[0], sampling_rate=16_000, transcript="navigate home", top_k=None)
+    best = classifier(clips[0], sampling_rate=16_000, transcript="navigate home")
+    assert best == every[0] and set(best) == {"label", "score", "transcript"}
+    assert classifier(clips[0], sampling_rate=16_000, transcript="navigate home", top_k=2) == every[:2]
+    model = AutoModelForSequenceClassification.from_pretrained(folders["dsclap"]).eval()
+    inputs = AutoProcessor.from_pretrained(folders["dsclap"])(
+        audio=[clips[0]], text=["navigate home"], sampling_rate=16_000, return_tensors="pt"
+    )
+    with torch.no_grad():
+        logits = model(**inputs).logits[0]
+    raw = classifier(
+        clips[0], sampling_rate=16_000, transcript="navigate home", top_k=None, function_to_apply="none"
+    )
+    assert {item["label"]: item["score"] for item in raw} == pytest.approx(
+        {LABELS[i]: float(v) for i, v in enumerate(logits)}, abs=1e-5
+    )
+    sigmoid = classifier(
+        clips[0], sampling_rate=16_000, transcript="navigate home", function_to_apply="sigmoid"
+    )
+    assert sigmoid["score"] == pytest.approx(float(logits.sigmoid().max()), abs=1e-6)
+
+
+def test_regression_returns_the_predicted_value(folders, clips):
+    result = _classifier(folders["regression"])(clips[1], sampling_rate=16_000, transcript="play some music")
+    model = AutoModelForSequenceClassification.from_pretrained(folders["regression"]).eval()
+    inputs = AutoProcessor.from_pretrained(folders["regression"])(
+        audio=[clips[1]], text=["play some music"], sampling_rate=16_000, return_tensors="pt"
+    )
+    with torch.no_grad():
+        value = model(**inputs).logits[0, 0].item()
+    assert result == {
+        "label": "valence",
+        "score": pytest.approx(value, abs=1e-6),
+        "transcript": "play some music",
+    }
+
+
+def test_input_forms_file_dict_and_datasets_row(folders, clips, tmp_path):
+    """Audio files and dicts at another rate are resampled to the model's (soxr, as `librosa.load` does); a
+    `datasets` Audio value is read as datasets decodes it."""
+    import librosa
+    from datasets import Audio, Dataset
+
+    classifier = _classifier(folders["dsclap"])
+    clip_8k = clips[2][::2].copy()
+    sf.write(tmp_path / "clip.wav", clip_8k, 8_000, subtype="FLOAT")
+    resampled = librosa.resample(clip_8k, orig_sr=8_000, target_sr=16_000, res_type="soxr_hq")
+    expected = classifier(resampled, sampling_rate=16_000, transcript="open the window", top_k=None)
+    from_dict = classifier({"raw": clip_8k, "sampling_rate": 8_000}, transcript="open the window", top_k=None)
+    assert from_dict == expected
+    assert classifier(str(tmp_path / "clip.wav"), transcript="open the window", top_k=None) == expected
+
+    buffer = io.BytesIO()
+    sf.write(buffer, clips[3], 16_000, format="WAV", subtype="PCM_16")
+    rows = Dataset.from_dict({"audio": [{"bytes": buffer.getvalue(), "path": None}]}).cast_column(
+        "audio", Audio()
+    )
+    decoded = rows[0]["audio"]
+    samples = decoded.get_all_samples().data.numpy()[0]
+    assert classifier(decoded, transcript="call mom") == classifier(
+        samples, sampling_rate=16_000, transcript="call mom"
+    )
+
+
+def test_clear_errors(folders, clips):
+    classifier = _classifier(folders["dsclap"])
+    with pytest.raises(ValueError, match="`sampling_rate` is required"):
+        classifier(clips[0], transcript="call mom")
+    with pytest.raises(ValueError, match="2 clips but `transcript` has 1"):
+        classifier(clips[:2], sampling_rate=16_000, transcript=["call mom"])
+    with pytest.raises(ValueError, match="records no speech recogniser.*transcript="):
+        classifier(clips[0], sampling_rate=16_000)
+    with pytest.raises(ValueError, match="silent"):  # the feature extractor's validator
+        classifier(np.zeros(8_000, dtype=np.float32), sampling_rate=16_000, transcript="call mom")
+    with pytest.raises(ValueError, match="does not exist"):
+        classifier("no/such/clip.wav", transcript="call mom")
+    with pytest.raises(ValueError, match="`top_k`"):
+        classifier(clips[0], sampling_rate=16_000, transcript="call mom", top_k=0)
+
+
+def test_the_folders_pocketsphinx_recogniser(folders, tmp_path):
+    """A folder that records pocketsphinx with a domain language model (copied into it) transcribes clips with it:
+    the transcripts are those of the same recogniser built from the original files."""
+    from audiolang.data.asr import PocketSphinxASR, build_pocketsphinx_lm
+    from audiolang.data.synthesis import Voice, check_engines, synthesize
+
+    try:
+        check_engines({"espeak-ng"})
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    lm_path, dict_path = build_pocketsphinx_lm(TEXTS, tmp_path / "lm")
+    folder = tmp_path / "with_asr"
+    shutil.copytree(folders["dsclap"], folder)
+    save_asr_config(folder, "pocketsphinx", lm_path=str(lm_path), dict_path=str(dict_path))
+    record = json.loads((folder / ASR_FOLDER / ASR_CONFIG_NAME).read_text())
+    assert record == {
+        "spec": "pocketsphinx",
+        "kwargs": {"lm_path": "domain.arpa", "dict_path": "domain.dict"},
+    }
+    assert (folder / ASR_FOLDER / "domain.arpa").read_bytes() == lm_path.read_bytes()
+
+    voice = Voice("espeak-en-us+m1", "espeak-ng", "en-us+m1", "m")
+    speech = [synthesize(voice, text) for text in ("navigate home", "open the window")]
+    classifier = _classifier(folder)
+    results = classifier(speech, sampling_rate=16_000, batch_size=2)
+    expected = PocketSphinxASR(lm_path=lm_path, dict_path=dict_path).transcribe(speech, 16_000)
+    assert [result["transcript"] for result in results] == expected
+    assert all(expected)  # it heard words
+
+    # The pipeline saves itself whole: model, processor, its code and its recogniser.
+    classifier.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / ASR_FOLDER / "domain.dict").read_bytes() == dict_path.read_bytes()
+    assert TASK in json.loads((tmp_path / "saved" / "config.json").read_text())["custom_pipelines"]
+    assert _classifier(tmp_path / "saved")(speech, sampling_rate=16_000, batch_size=2) == results
+
+
+TRUST_REMOTE_CODE_PIPELINE = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from transformers import pipeline
+    folder, clip = sys.argv[1], np.load(sys.argv[2])
+    classifier = pipeline("audio-text-classification", model=folder, trust_remote_code=True, device="cpu")
+    result = classifier(clip, sampling_rate=16000, transcript="open the window", top_k=None)
+    try:
+        classifier(clip, sampling_rate=16000)
+        error = ""
+    except ValueError as e:
+        error = str(e)
+    print(json.dumps({"module": type(classifier).__module__, "result": result, "error": error}))
+    """
+)
+
+
+def test_trust_remote_code_pipeline_without_audiolang(folders, clips, run_without_audiolang, tmp_path):
+    folder = tmp_path / "exported"
+    shutil.copytree(folders["turbo"], folder)
+    save_asr_config(folder, "pocketsphinx")
+    config = json.loads((folder / "config.json").read_text())
+    assert config["custom_pipelines"][TASK] == {
+        "impl": "audio_text_classification.AudioTextClassificationPipeline",
+        "pt": ["AutoModelForSequenceClassification"],
+        "type": "multimodal",
+    }
+    np.save(tmp_path / "clip.npy", clips[0])
+    report = run_without_audiolang(
+        TRUST_REMOTE_CODE_PIPELINE, folder, tmp_path / "clip.npy", workdir=tmp_path
+    )
+    assert report["module"].startswith("transformers_modules.")
+    expected = _classifier(folder)(clips[0], sampling_rate=16_000, transcript="open the window", top_k=None)
+    assert [item["label"] for item in report["result"]] == [item["label"] for item in expected]
+    assert [item["score"] for item in report["result"]] == pytest.approx(
+        [item["score"] for item in expected], abs=1e-6
+    )
+    # The folder's recogniser comes from audiolang: without it, the pipeline says what to do.
+    assert "pip install audiolang" in report["error"] and "transcript=" in report["error"]
+
+
+def test_zero_shot_audio_classification_on_a_turbo_folder(folders, clips):
+    """transformers' own zero-shot pipeline on a fine-tuned Turbo folder (its joint space, without the classifier)."""
+    classifier = pipeline("zero-shot-audio-classification", model=str(folders["turbo"]), device="cpu")
+    labels = ["music", "window", "radio"]
+    result = classifier(clips[0], candidate_labels=labels, hypothesis_template="open the {}")
+    model = AutoModel.from_pretrained(folders["turbo"]).eval()
+    assert type(model).__name__ == "TurboModel"
+    processor = AutoProcessor.from_pretrained(folders["turbo"])
+    audio = processor(audio=[clips[0]], sampling_rate=16_000, return_tensors="pt")
+    text = processor.tokenizer([f"open the {label}" for label in labels], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        probs = model(**audio, **text).logits_per_audio[0].softmax(-1)
+    expected = {label: float(p) for label, p in zip(labels, probs, strict=True)}
+    assert {item["label"]: item["score"] for item in result} == pytest.approx(expected, abs=1e-5)
