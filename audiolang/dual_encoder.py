@@ -221,11 +221,7 @@ class DualEncoderMixin:
         output_hidden_states: bool | None,
     ) -> BaseModelOutputWithPooling:
         """Run the audio encoder and mean-pool its last hidden states (or, with `use_weighted_layer_sum`, the
-        softmax-weighted sum of all its hidden states) over the real frames.
-
-        The input mask from the feature extractor (samples for waveforms, mel frames for spectrograms) becomes a
-        frame mask through the encoder's own `_get_feature_vector_attention_mask` (its convolution arithmetic).
-        """
+        softmax-weighted sum of all its hidden states) over the real frames (`pool_audio_states`)."""
         audio_input = self._audio_input(input_values, input_features)
         self._check_audio_lengths(audio_input, audio_attention_mask)
         if self.audio_layer_weights is not None:
@@ -240,17 +236,29 @@ class DualEncoderMixin:
         if self.audio_layer_weights is not None:
             weights = self.audio_layer_weights.softmax(dim=-1)
             pooled_states = torch.einsum("l,lbtd->btd", weights, torch.stack(outputs.hidden_states))
+        return BaseModelOutputWithPooling(
+            last_hidden_state=hidden_states,
+            pooler_output=self.pool_audio_states(pooled_states, audio_attention_mask),
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    def pool_audio_states(
+        self, hidden_states: torch.Tensor, audio_attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """`(batch, dim)`: the masked mean over each clip's real frames of audio-tower states `(batch, frames, dim)`,
+        e.g. any entry of the tower's `hidden_states`, pooled exactly as the model pools its own audio embedding.
+
+        The input mask from the feature extractor (`audio_attention_mask`: samples for waveforms, mel frames for
+        spectrograms) becomes a frame mask through the encoder's own `_get_feature_vector_attention_mask` (its
+        convolution arithmetic); without a mask every frame counts.
+        """
         frame_mask = None
         if audio_attention_mask is not None:
             frame_mask = self.audio_model._get_feature_vector_attention_mask(
                 hidden_states.shape[1], audio_attention_mask
             )
-        return BaseModelOutputWithPooling(
-            last_hidden_state=hidden_states,
-            pooler_output=masked_mean_pool(pooled_states, frame_mask),
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+        return masked_mean_pool(hidden_states, frame_mask)
 
     def _encode_text(
         self,

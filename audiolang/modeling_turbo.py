@@ -245,10 +245,16 @@ class TurboPreTrainedModel(FamilyAutoMapMixin, DualEncoderMixin, PreTrainedModel
         """A Turbo model whose encoders are those of a (pre-trained) DSCLAP checkpoint: DSCLAP pre-training +
         Turbo fine-tuning. `kwargs` update the `TurboConfig` (e.g. `num_labels=4, objective="cross"`); the
         encoder configs, and so the architecture, come from the checkpoint. FC_a, FC_t and the classifier are
-        newly initialised (DSCLAP's projections serve its contrastive head, not this one)."""
+        newly initialised (DSCLAP's projections serve its contrastive head, not this one). `audio_config` /
+        `text_config` given as partial dicts update the checkpoint's encoder configs, as `from_pretrained` merges them
+        (e.g. `audio_config={"use_weighted_layer_sum": True}` adds learned layer weights, equal at first)."""
         from .modeling_dsclap import DsclapModel  # only needed for this conversion
 
-        dsclap = DsclapModel.from_pretrained(dsclap_name_or_path)
+        # Encoder-config updates shape the encoders (and the layer weights), so they go to the DSCLAP model loaded.
+        encoder_updates = {
+            name: kwargs.pop(name) for name in ("audio_config", "text_config") if name in kwargs
+        }
+        dsclap = DsclapModel.from_pretrained(dsclap_name_or_path, **encoder_updates)
         config = TurboConfig.from_audio_text_configs(
             dsclap.config.audio_config, dsclap.config.text_config, **kwargs
         )

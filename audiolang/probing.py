@@ -23,6 +23,13 @@ attention + max pooling of each stream, with a seeded, untrained attention pooli
 the representation fine-tuning starts from), lrat's mean-pooled cross encoders and h_fuse, and the dual encoders'
 (DSCLAP, Turbo) pooled towers and joint-space embeddings. `log_mel_statistics` is the baseline that needs no
 model: the mean and standard deviation over time of the 160 log-mel + delta features of `CtalFeatureExtractor`.
+
+With `audio_layers=True`, the dual encoders also yield one stream per hidden state of the audio tower
+(`audio_layer_0`, the input of the first transformer layer, ... `audio_layer_N`, the last layer's output, which is
+the `audio` stream unless the model pools a learned weighted sum of the layers, `use_weighted_layer_sum`), each
+masked-mean pooled as the model pools its own audio states (`DualEncoderMixin.pool_audio_states`): which depth of a
+pretrained speech encoder carries a task (layer-wise analyses of wav2vec2-style and Whisper encoders place speaker
+and paralinguistic information in the middle layers, and the content that intent needs nearer the top).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from .training.data import ROW_INDEX_COLUMN, TASKS, add_row_index, task_dataset
 from .training.evaluation import collect_outputs
 
 __all__ = [
+    "AUDIO_LAYER_STREAM",
     "LOG_MEL_STREAM",
     "PROBE_ALPHAS",
     "PROBE_CS",
@@ -60,6 +68,7 @@ __all__ = [
     "PROBE_TASKS",
     "ProbeFamily",
     "SWAPPED_TEXT",
+    "audio_layer_streams",
     "extract_representations",
     "fit_probe",
     "load_probe_model",
@@ -80,6 +89,8 @@ PROBE_ALPHAS: tuple[float, ...] = tuple(np.logspace(-2, 4, 13))
 LOG_MEL_STREAM = "log-mel statistics"
 # The key of `probe_features`' input holding the test split's representations with swapped transcripts.
 SWAPPED_TEXT = "swapped text"
+# The name of the stream of the audio tower's `hidden_states[k]` (`audio_layers=True`).
+AUDIO_LAYER_STREAM = "audio_layer_{}"
 
 Streams = tuple[torch.Tensor, ...]
 
@@ -95,6 +106,8 @@ class ProbeFamily:
         runner: The module that runs on a collated batch (`model(**batch)`), given the loaded model.
         select: `(loaded model, runner output, batch) -> tensors`, one `(batch, dim)` tensor per stream.
         model_kwargs: Extra keyword arguments of the runner's forward.
+        select_audio_layers: Like `select`, for a forward with `output_hidden_states=True`: one pooled `(batch, dim)`
+            tensor per hidden state of the audio tower, lowest first; `None` where the family has no such streams.
     """
 
     model_class: Any
@@ -102,6 +115,7 @@ class ProbeFamily:
     runner: Callable[[PreTrainedModel], torch.nn.Module]
     select: Callable[[PreTrainedModel, Any, Any], Streams]
     model_kwargs: tuple[tuple[str, Any], ...] = ()
+    select_audio_layers: Callable[[PreTrainedModel, Any, Any], Streams] | None = None
 
 
 def _ctal_streams(model: CtalForSequenceClassification, outputs: Any, batch: Any) -> Streams:
@@ -130,6 +144,12 @@ def _dual_encoder_streams(model: PreTrainedModel, outputs: Any, batch: Any) -> S
     )
 
 
+def _dual_encoder_audio_layers(model: PreTrainedModel, outputs: Any, batch: Any) -> Streams:
+    # Every hidden state of the audio tower, pooled over the real frames as the model pools its own audio embedding.
+    mask = batch.get("audio_attention_mask")
+    return tuple(model.pool_audio_states(states, mask) for states in outputs.audio_model_output.hidden_states)
+
+
 def _itself(model: PreTrainedModel) -> torch.nn.Module:
     return model
 
@@ -139,12 +159,17 @@ PROBE_FAMILIES: dict[str, ProbeFamily] = {
         CtalForSequenceClassification, ("text", "audio", "fusion"), lambda model: model.ctal, _ctal_streams
     ),
     "lrat": ProbeFamily(LratForSequenceClassification, ("text", "audio", "fusion"), _itself, _lrat_streams),
-    "dsclap": ProbeFamily(
-        AutoModel, ("text", "audio", "joint"), _itself, _dual_encoder_streams, (("return_loss", False),)
-    ),
-    "turbo": ProbeFamily(
-        AutoModel, ("text", "audio", "joint"), _itself, _dual_encoder_streams, (("return_loss", False),)
-    ),
+    **{
+        family: ProbeFamily(
+            AutoModel,
+            ("text", "audio", "joint"),
+            _itself,
+            _dual_encoder_streams,
+            (("return_loss", False),),
+            _dual_encoder_audio_layers,
+        )
+        for family in ("dsclap", "turbo")
+    },
 }
 
 
@@ -155,6 +180,19 @@ def _family(model_type: str) -> ProbeFamily:
             f"(known: {sorted(PROBE_FAMILIES)})."
         )
     return PROBE_FAMILIES[model_type]
+
+
+def audio_layer_streams(model: PreTrainedModel) -> tuple[str, ...]:
+    """The names of the per-layer audio streams of a dual encoder (`audio_layers=True`): `audio_layer_0` (the
+    embedding output, the first transformer layer's input) to `audio_layer_N` (the output of the audio tower's last
+    layer N)."""
+    if _family(model.config.model_type).select_audio_layers is None:
+        raise ValueError(
+            f"`audio_layers` probes the audio tower of a dual encoder, not a {model.config.model_type!r} model: "
+            f"probe one of {sorted(k for k, family in PROBE_FAMILIES.items() if family.select_audio_layers)}, or "
+            "unset `audio_layers`."
+        )
+    return tuple(AUDIO_LAYER_STREAM.format(k) for k in range(model.config.audio_config.num_hidden_layers + 1))
 
 
 def load_probe_model(model_name_or_path: str, seed: int = 0) -> tuple[PreTrainedModel, Any]:
@@ -178,23 +216,34 @@ def extract_representations(
     audio_column: str = "audio",
     batch_size: int = 32,
     progress: str | None = None,
+    audio_layers: bool = False,
 ) -> dict[str, np.ndarray]:
     """`{stream: (rows, dim) float32 array}`: the pooled representations of every row of `dataset` (in order) that
-    `PROBE_FAMILIES[model.config.model_type]` names, from the model in eval mode without gradients."""
+    `PROBE_FAMILIES[model.config.model_type]` names, from the model in eval mode without gradients; with
+    `audio_layers`, also every hidden state of a dual encoder's audio tower (`audio_layer_streams`)."""
     family = _family(model.config.model_type)
+    streams, model_kwargs = family.streams, dict(family.model_kwargs)
+    if audio_layers:
+        streams = (*streams, *audio_layer_streams(model))
+        model_kwargs["output_hidden_states"] = True
+
+    def select(outputs: Any, batch: Any) -> Streams:
+        selected = family.select(model, outputs, batch)
+        return (*selected, *family.select_audio_layers(model, outputs, batch)) if audio_layers else selected
+
     model.eval()
     arrays = collect_outputs(
         family.runner(model),
         processor,
         dataset,
         text_column,
-        lambda outputs, batch: family.select(model, outputs, batch),
+        select,
         batch_size=batch_size,
         audio_column=audio_column,
         progress=progress,
-        **dict(family.model_kwargs),
+        **model_kwargs,
     )
-    return {name: array.numpy() for name, array in zip(family.streams, arrays, strict=True)}
+    return {name: array.numpy() for name, array in zip(streams, arrays, strict=True)}
 
 
 @torch.no_grad()
@@ -408,6 +457,7 @@ def probe_representations(
     test_split: str = "test",
     speaker_test_split: str = "speaker_test",
     progress: bool = True,
+    audio_layers: bool = False,
 ) -> list[dict[str, Any]]:
     """Linear probes of a frozen `model`'s streams (or, with `model=None`, of `log_mel_statistics`) on `tasks`.
 
@@ -419,6 +469,7 @@ def probe_representations(
         tasks: Any of `PROBE_TASKS`.
         seed: Seeds the cross-validation folds that choose each classifier's regularisation.
         text_column: The transcripts the model reads (`asr_text` or the manual `text`).
+        audio_layers: Also probe every hidden state of a dual encoder's audio tower (`audio_layer_streams`).
 
     Returns one record per (stream, task), as `probe_features`.
     """
@@ -433,12 +484,12 @@ def probe_representations(
             }
         else:
             features[name] = extract_representations(
-                model, processor, splits[name], text_column, audio_column, batch_size, progress=label
+                model, processor, splits[name], text_column, audio_column, batch_size, label, audio_layers
             )
     if model is not None and "text_dependence" in tasks:
         swapped = swap_transcripts(splits[test_split], text_column, seed)
         label = f"embedding {test_split} with swapped transcripts" if progress else None
         features[SWAPPED_TEXT] = extract_representations(
-            model, processor, swapped, text_column, audio_column, batch_size, progress=label
+            model, processor, swapped, text_column, audio_column, batch_size, label, audio_layers
         )
     return probe_features(features, splits, tasks, seed, train_split, test_split, speaker_test_split)

@@ -11,6 +11,14 @@ Any family works (ctal, lrat, dsclap, turbo): compare a pre-trained folder with 
 
     python benchmarks/linear_probe.py --model_name_or_path out/ctal out/ctal-init --labels pre-trained initial \
         --corpus_dir out/corpus-default-seed0 --seeds 0 1 2
+
+With `--audio_layers`, a dual encoder (DSCLAP, Turbo) also gets one stream per hidden state of its audio tower
+(`audio_layer_0` ... `audio_layer_N`), and each task's headline metric against the layer, with log-mel statistics
+as a flat reference, is drawn to `benchmarks/results/<name>_layers.png`:
+
+    python benchmarks/linear_probe.py --model_name_or_path out/dsclap-whisper-init --labels whisper-base \
+        --corpus_dir out/corpus-default-seed0 --tasks emotion speaker speaker_verification intent --audio_layers \
+        --name whisper_layer_probe
 """
 
 from __future__ import annotations
@@ -25,7 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, Recorder, mean_and_std  # noqa: E402
 from datasets import DatasetDict  # noqa: E402
 
+from audiolang.plots import new_figure, save_figure  # noqa: E402
 from audiolang.probing import (  # noqa: E402
+    AUDIO_LAYER_STREAM,
     LOG_MEL_STREAM,
     PROBE_TASKS,
     load_probe_model,
@@ -76,6 +86,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max_rows", type=int, default=None, help="probe a seeded subset of this many rows of each split"
     )
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument(
+        "--audio_layers",
+        action="store_true",
+        help="also probe every hidden state of a dual encoder's audio tower, and plot the metrics per layer",
+    )
     parser.add_argument("--name", default="linear_probe", help="results file name")
     args = parser.parse_args(argv)
     if args.labels is not None and len(args.labels) != len(args.model_name_or_path):
@@ -98,13 +113,22 @@ def probe_model(
     seed: int,
     text_column: str,
     batch_size: int,
+    audio_layers: bool = False,
 ) -> list[dict[str, Any]]:
-    """`audiolang.probing.probe_representations` of a saved folder (`None`: log-mel statistics)."""
+    """`audiolang.probing.probe_representations` of a saved folder (`None`: log-mel statistics, which has no
+    layers)."""
     model, processor = (
         (None, None) if model_name_or_path is None else load_probe_model(model_name_or_path, seed)
     )
     return probe_representations(
-        model, processor, splits, tasks, seed=seed, text_column=text_column, batch_size=batch_size
+        model,
+        processor,
+        splits,
+        tasks,
+        seed=seed,
+        text_column=text_column,
+        batch_size=batch_size,
+        audio_layers=audio_layers and model is not None,
     )
 
 
@@ -155,6 +179,48 @@ def markdown_table(summary: Sequence[dict[str, Any]], row_keys: Sequence[str] = 
     return "\n".join(lines) + "\n"
 
 
+def layer_curves(summary: Sequence[dict[str, Any]]) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
+    """`{task: {model: (layers, values)}}`: each task's `HEADLINE` metric of the `audio_layer_<k>` streams, by
+    layer."""
+    prefix = AUDIO_LAYER_STREAM.format("")
+    rows = [
+        (int(row["stream"][len(prefix) :]), row)
+        for row in summary
+        if row["stream"].startswith(prefix) and HEADLINE.get(row["task"]) in row
+    ]
+    curves: dict[str, dict[str, tuple[list[int], list[float]]]] = {}
+    for layer, row in sorted(rows, key=lambda item: item[0]):
+        layers, values = curves.setdefault(row["task"], {}).setdefault(row["model"], ([], []))
+        layers.append(layer)
+        values.append(row[HEADLINE[row["task"]]])
+    return curves
+
+
+def plot_layer_curves(summary: Sequence[dict[str, Any]], output_path: str | Path) -> dict:
+    """One panel per task: its `HEADLINE` metric against the audio layer for every model (`layer_curves`), and the
+    log-mel statistics' value as a dashed line. Returns the curves drawn."""
+    curves = layer_curves(summary)
+    if not curves:
+        raise ValueError(
+            "no `audio_layer_<k>` streams in the results: probe a dual encoder with `--audio_layers`"
+        )
+    figure = new_figure(3.2 * len(curves), 3.0)
+    for axis, (task, per_model) in zip(
+        figure.subplots(1, len(curves), squeeze=False)[0], curves.items(), strict=True
+    ):
+        metric = HEADLINE[task]
+        for model, (layers, values) in per_model.items():
+            axis.plot(layers, values, marker="o", label=model)
+        baseline = next((r for r in summary if r["model"] == LOG_MEL_STREAM and r["task"] == task), None)
+        if baseline is not None:
+            axis.axhline(baseline[metric], color="grey", linestyle="--", label=LOG_MEL_STREAM)
+        axis.set(title=task, xlabel="audio layer (0: embeddings)", ylabel=metric)
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.legend(fontsize="small")
+    save_figure(figure, output_path)
+    return curves
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     splits = probe_splits(args)
@@ -167,12 +233,16 @@ def main(argv: list[str] | None = None) -> None:
     records = []
     for label, folder in models:
         for seed in args.seeds:
-            for record in probe_model(folder, splits, args.tasks, seed, args.text_column, args.batch_size):
+            for record in probe_model(
+                folder, splits, args.tasks, seed, args.text_column, args.batch_size, args.audio_layers
+            ):
                 records.append(recorder.record(kind="probe", model=label, folder=folder, seed=seed, **record))
     summary = [recorder.record(kind="summary", **row) for row in summaries(records)]
     table = markdown_table(summary)
     (RESULTS / f"{args.name}.md").write_text(table)
     print(table)
+    if args.audio_layers:
+        plot_layer_curves(summary, RESULTS / f"{args.name}_layers.png")
 
 
 if __name__ == "__main__":

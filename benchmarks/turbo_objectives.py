@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--freeze_audio_encoder", action="store_true", help="fine-tune with the audio tower frozen (cheaper)"
     )
+    parser.add_argument(
+        "--config_overrides",
+        default=None,
+        help="run_finetune.py's, e.g. 'audio_config.use_weighted_layer_sum=true' (learned weights of the audio layers)",
+    )
     parser.add_argument("--name", default="turbo_objectives", help="results file name")
     return parser.parse_args(argv)
 
@@ -73,6 +78,8 @@ def finetune(args: argparse.Namespace, task: str, objective: str, seed: int) -> 
         argv += ["--train_size", str(args.train_size)]
     if args.freeze_audio_encoder:
         argv += ["--freeze_audio_encoder", "true"]
+    if args.config_overrides:
+        argv += ["--config_overrides", args.config_overrides]
     return cached_finetune(Path(args.output_dir) / task / objective / f"seed-{seed}", argv)
 
 

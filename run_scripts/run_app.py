@@ -90,12 +90,22 @@ def search_clips(args: AppArguments) -> list[Clip]:
     return load_example_clips(folder / EXAMPLES_DIR)
 
 
+def example_clips(models: list[str]) -> list[Clip]:
+    """The example clips saved in the model folders, each transcript once: classifiers fine-tuned on one corpus save
+    the same test clips (the first folder's title wins)."""
+    unique: dict[str, Clip] = {}
+    for model in models:
+        for clip in load_example_clips(Path(model) / EXAMPLES_DIR):
+            unique.setdefault(clip.transcript, clip)
+    return list(unique.values())
+
+
 def build_app(args: AppArguments) -> gr.Blocks:
     """The app of ``args``: the models, the example clips of their folders, and the search index."""
-    examples = [clip for model in args.model for clip in load_example_clips(Path(model) / EXAMPLES_DIR)]
+    # Classifiers fine-tuned on one corpus save the same test clips as examples: show each transcript once.
     return build_demo(
         args.model,
-        examples=examples,
+        examples=example_clips(args.model),
         search_clips=search_clips(args),
         title=args.title,
         trust_remote_code=args.trust_remote_code,

@@ -42,9 +42,17 @@ import json
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from datasets import Dataset, DatasetDict, concatenate_datasets
-from transformers import AutoProcessor, HfArgumentParser, TrainingArguments, set_seed
+from transformers import (
+    AutoConfig,
+    AutoProcessor,
+    HfArgumentParser,
+    PreTrainedConfig,
+    TrainingArguments,
+    set_seed,
+)
 
 from audiolang import (
     TURBO_OBJECTIVES,
@@ -79,6 +87,7 @@ from audiolang.training import (
     k_fold_splits,
     load_splits,
     min_audio_samples,
+    parse_config_overrides,
     resume_checkpoint,
     speaker_verification_metrics,
     task_dataset,
@@ -96,6 +105,8 @@ MODEL_CLASSES = {
 SPEAKER_MODEL_CLASSES = {"ctal": CtalForXVector, "lrat": LratForXVector}
 # Families whose configs carry encoder-freezing switches.
 FREEZABLE = ("dsclap", "turbo")
+# The nested encoder configs that --config_overrides reaches as `<name>.<field>=<value>`.
+SUB_CONFIGS = ("audio_config", "text_config")
 # The families whose saved folders each --model_type fine-tunes: Turbo starts from DSCLAP's encoders too.
 SOURCE_FAMILIES = {
     "dsclap": ("dsclap",),
@@ -147,6 +158,16 @@ class FinetuneArguments:
     )
     freeze_audio_encoder: bool = field(default=False)
     freeze_text_encoder: bool = field(default=False)
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "config fields to set, as run_pretrain.py's, e.g. 'num_frozen_audio_layers=4'; a field of the "
+            "checkpoint's encoder configs as 'audio_config.<field>' or 'text_config.<field>', e.g. (dsclap, turbo) "
+            "'audio_config.use_weighted_layer_sum=true' pools a learned softmax-weighted sum of the audio tower's "
+            "layers (the weights train even with --freeze_audio_encoder). Fields that have their own argument "
+            "(--objective, --classification_weight, --freeze_*) take that argument"
+        },
+    )
     dataset_path: str | None = field(
         default=None, metadata={"help": "load_from_disk folder; default: the corpus"}
     )
@@ -303,9 +324,36 @@ def make_folds(args: FinetuneArguments, splits: DatasetDict, seed: int) -> list[
     ]
 
 
+def config_overrides(args: FinetuneArguments) -> dict[str, Any]:
+    """--config_overrides as keyword arguments of `from_pretrained`, each value typed as its field
+    (`parse_config_overrides`): `field=value` sets a field of the family's config, `audio_config.field=value` (or
+    `text_config.`) a field of the checkpoint's encoder config, given as the partial dict that `from_pretrained`
+    merges into that sub-config."""
+    if not args.config_overrides:
+        return {}
+    groups: dict[str, list[str]] = {}
+    for item in args.config_overrides.split(","):
+        item = item.strip()
+        prefix, nested, _ = item.partition("=")[0].partition(".")
+        groups.setdefault(prefix if nested else "", []).append(item[len(prefix) + 1 :] if nested else item)
+    overrides = parse_config_overrides(
+        ",".join(groups.pop("", [])), MODEL_CLASSES[args.model_type].config_class
+    )
+    checkpoint = AutoConfig.from_pretrained(args.model_name_or_path) if groups else None
+    for prefix, fields in groups.items():
+        sub_config = getattr(checkpoint, prefix, None)
+        if prefix not in SUB_CONFIGS or not isinstance(sub_config, PreTrainedConfig):
+            raise ValueError(
+                f"--config_overrides: {args.model_name_or_path} has no encoder config {prefix!r} to update; a nested "
+                f"field is one of {SUB_CONFIGS} (dsclap, turbo), e.g. 'audio_config.use_weighted_layer_sum=true'"
+            )
+        overrides[prefix] = parse_config_overrides(",".join(fields), type(sub_config))
+    return overrides
+
+
 def load_model(args: FinetuneArguments, label_names: list[str] | None):
     regression = label_names is None
-    overrides = {}
+    overrides = config_overrides(args)
     if args.objective is not None:
         overrides["objective"] = args.objective
     if args.classification_weight is not None:
@@ -429,6 +477,7 @@ def run_description(args: FinetuneArguments, training_args: TrainingArguments, f
         "num_folds": args.num_folds,
         "freeze_audio_encoder": args.freeze_audio_encoder,
         "freeze_text_encoder": args.freeze_text_encoder,
+        "config_overrides": args.config_overrides,
     }
 
 

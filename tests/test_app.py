@@ -165,6 +165,21 @@ def test_run_app_takes_repeated_models_and_indexes_dataset_clips(corpus, models)
         search_clips(args)
 
 
+def test_run_app_shows_each_example_clip_once(corpus, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "run_scripts"))
+    from run_app import example_clips
+
+    data, _ = corpus
+    examples = examples_from_dataset(data["test"], num_examples=3, label_column="intent")
+    save_examples(tmp_path / "all", examples)
+    save_examples(tmp_path / "first", examples[:2])
+    save_examples(tmp_path / "last", examples[1:])  # the middle clip saved by both folders
+    expected = [(c.transcript, c.title) for c in load_example_clips(tmp_path / "all" / EXAMPLES_DIR)]
+    shown = example_clips([str(tmp_path / "first"), str(tmp_path / "last")])
+    assert len(expected) == 3 and [(c.transcript, c.title) for c in shown] == expected
+    assert [Path(c.path).parent.parent.name for c in shown] == ["first", "first", "last"]
+
+
 def test_space_folder_runs_on_its_own_copy_of_the_package(demo, models, corpus, clips, tmp_path):
     write_model_card(
         models["intent"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import librosa
@@ -15,6 +16,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from transformers import WhisperConfig
 
 from audiolang import (
     CtalConfig,
@@ -32,10 +34,12 @@ from audiolang import (
 from audiolang.data.asr import audio_to_array
 from audiolang.metrics import speaker_verification_eer
 from audiolang.probing import (
+    AUDIO_LAYER_STREAM,
     LOG_MEL_STREAM,
     PROBE_ALPHAS,
     PROBE_CS,
     PROBE_FAMILIES,
+    audio_layer_streams,
     extract_representations,
     fit_probe,
     load_probe_model,
@@ -46,6 +50,8 @@ from audiolang.probing import (
     text_dependence,
 )
 from audiolang.training import DataCollatorForAudioText
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 # --- the probes themselves -------------------------------------------------------------------------------------------
 
@@ -367,3 +373,94 @@ def test_probe_representations_runs_a_model_end_to_end(ctal_checkpoint: Path, ro
         for task in ("valence", "speaker_verification")
         for stream in ("text", "audio", "fusion")
     ]
+
+
+# --- per-layer audio streams of the dual encoders --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def turbo_whisper_checkpoint(tmp_path_factory: pytest.TempPathFactory, dsclap_tokenizer) -> Path:
+    """A saved tiny Turbo with a 2-layer Whisper tower that pools a learned (here unequal) weighted sum of its layers."""
+    whisper = WhisperConfig(
+        d_model=16,
+        encoder_layers=2,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        vocab_size=100,
+        max_target_positions=32,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+        use_weighted_layer_sum=True,
+    )
+    config = TurboConfig.from_audio_text_configs(
+        whisper, TurboConfig.from_preset("tiny").text_config, preset="tiny"
+    )
+    torch.manual_seed(0)
+    model = TurboModel(config)
+    with torch.no_grad():
+        model.audio_layer_weights.copy_(torch.tensor([1.0, -0.5, 2.0]))
+    folder = tmp_path_factory.mktemp("turbo_whisper")
+    model.save_pretrained(folder)
+    TurboProcessor.from_config(config, dsclap_tokenizer).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("tower", ["wav2vec2", "whisper"])
+def test_audio_layer_streams_are_the_towers_hidden_states_pooled_by_hand(
+    tower: str, rows: Dataset, dsclap_checkpoint: Path, turbo_whisper_checkpoint: Path
+) -> None:
+    """Stream `audio_layer_k`, read from padded batches, equals the mean over all frames of `hidden_states[k]` of the
+    tower run on each clip alone. The last layer's stream is the `audio` stream itself, unless the model pools a
+    weighted sum of the layers: its `audio` stream is then that softmax-weighted sum of the layer streams (mean
+    pooling is linear)."""
+    folder = dsclap_checkpoint if tower == "wav2vec2" else turbo_whisper_checkpoint
+    model, processor = load_probe_model(str(folder))
+    streams = extract_representations(model, processor, rows, batch_size=2, audio_layers=True)
+    layers = [AUDIO_LAYER_STREAM.format(k) for k in range(3)]
+    assert list(streams) == [*PROBE_FAMILIES[model.config.model_type].streams, *layers]
+    assert audio_layer_streams(model) == tuple(layers)
+
+    collator = DataCollatorForAudioText(processor)
+    for row in range(rows.num_rows):
+        alone = collator([rows[row]])[model.main_input_name]
+        with torch.no_grad():
+            states = model.audio_model(alone, output_hidden_states=True).hidden_states
+        for name, state in zip(layers, states, strict=True):
+            np.testing.assert_allclose(streams[name][row], state[0].mean(0).numpy(), atol=2e-5, err_msg=name)
+    if tower == "wav2vec2":
+        assert model.audio_layer_weights is None
+        np.testing.assert_array_equal(streams["audio"], streams[layers[-1]])
+    else:
+        weights = torch.tensor([1.0, -0.5, 2.0]).softmax(-1).numpy()
+        mixed = sum(weight * streams[name] for weight, name in zip(weights, layers, strict=True))
+        np.testing.assert_allclose(streams["audio"], mixed, atol=2e-5)
+        assert np.abs(streams["audio"] - streams[layers[-1]]).max() > 1e-2
+
+
+def test_audio_layers_of_a_family_without_an_audio_tower_is_a_clear_error(ctal_checkpoint: Path) -> None:
+    model, _ = load_probe_model(str(ctal_checkpoint))
+    with pytest.raises(ValueError, match="`audio_layers` probes the audio tower of a dual encoder"):
+        audio_layer_streams(model)
+
+
+def test_layer_curves_and_their_plot(tmp_path: Path) -> None:
+    from linear_probe import layer_curves, plot_layer_curves
+
+    summary = [
+        {"model": "m", "stream": "audio_layer_1", "task": "emotion", "accuracy": 0.6},
+        {"model": "m", "stream": "audio_layer_0", "task": "emotion", "accuracy": 0.4},
+        {"model": "m", "stream": "audio", "task": "emotion", "accuracy": 0.5},
+        {"model": "m", "stream": "audio_layer_0", "task": "speaker_verification", "eer": 0.3},
+        {"model": LOG_MEL_STREAM, "stream": LOG_MEL_STREAM, "task": "emotion", "accuracy": 0.45},
+    ]
+    expected = {"emotion": {"m": ([0, 1], [0.4, 0.6])}, "speaker_verification": {"m": ([0], [0.3])}}
+    assert layer_curves(summary) == expected
+    assert plot_layer_curves(summary, tmp_path / "layers.png") == expected
+    assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="--audio_layers"):
+        plot_layer_curves(summary[2:3], tmp_path / "none.png")

@@ -420,3 +420,29 @@ def test_demo_pretrains_on_a_pretrained_whisper_tower(corpus, whisper_tiny_check
     # the card names the Hub ids among the base models; a local folder means nothing on the Hub
     card = ModelCard.load(out / "dsclap" / "README.md").data
     assert card.base_model == ["sentence-transformers/all-MiniLM-L6-v2"]
+
+
+def test_finetune_config_overrides_reach_the_family_and_the_encoder_configs(dsclap_checkpoint: Path) -> None:
+    sys.path.insert(0, str(SCRIPTS))
+    from run_finetune import FinetuneArguments, config_overrides, load_model
+
+    args = FinetuneArguments(
+        model_name_or_path=str(dsclap_checkpoint),
+        model_type="turbo",
+        task="emotion",
+        freeze_audio_encoder=True,
+        config_overrides="audio_config.use_weighted_layer_sum=true, num_frozen_audio_layers=1,hidden_dropout=0.05",
+    )
+    assert config_overrides(args) == {
+        "num_frozen_audio_layers": 1,
+        "hidden_dropout": 0.05,
+        "audio_config": {"use_weighted_layer_sum": True},
+    }
+    model = load_model(args, ["neutral", "happy", "sad"])
+    assert model.config.audio_config.use_weighted_layer_sum and model.config.num_frozen_audio_layers == 1
+    assert model.audio_layer_weights.requires_grad and not any(
+        p.requires_grad for p in model.audio_model.parameters()
+    )
+    for bad in ("vision_config.image_size=8", "audio_config.no_such_field=1"):
+        with pytest.raises(ValueError, match="config_overrides|no_such_field"):
+            config_overrides(FinetuneArguments(**{**vars(args), "config_overrides": bad}))

@@ -266,3 +266,31 @@ def test_encoders_load_from_a_dsclap_checkpoint(dsclap_checkpoint: Path, batch) 
     assert (
         TurboForSequenceClassification.from_dsclap_pretrained(dsclap_checkpoint, num_labels=2).num_labels == 2
     )
+
+
+@pytest.mark.parametrize("source", ["dsclap", "turbo"])
+def test_layer_weights_switched_on_at_loading_train_with_the_audio_tower_frozen(
+    source: str, dsclap_checkpoint: Path, batch, tmp_path: Path
+) -> None:
+    """`audio_config={"use_weighted_layer_sum": True}` at `from_pretrained` (a DSCLAP or a Turbo checkpoint saved
+    without layer weights) adds equal layer weights around the checkpoint's encoders; with `freeze_audio_encoder`
+    they are the one trainable part of the audio side, and the classification loss reaches them."""
+    folder = dsclap_checkpoint
+    if source == "turbo":
+        folder = tmp_path / "turbo"
+        TurboForSequenceClassification.from_pretrained(dsclap_checkpoint, num_labels=3).save_pretrained(
+            folder
+        )
+    model = TurboForSequenceClassification.from_pretrained(
+        folder, num_labels=3, audio_config={"use_weighted_layer_sum": True}, freeze_audio_encoder=True
+    )
+    assert model.config.audio_config.use_weighted_layer_sum and model.config.freeze_audio_encoder
+    torch.testing.assert_close(model.audio_layer_weights.detach(), torch.full((3,), 1 / 3))
+    dsclap_state, state = DsclapModel.from_pretrained(dsclap_checkpoint).state_dict(), model.state_dict()
+    for name, value in dsclap_state.items():
+        if name.startswith("audio_model."):
+            torch.testing.assert_close(state[name], value, atol=0, rtol=0, msg=name)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert "audio_layer_weights" in trainable and not any(n.startswith("audio_model.") for n in trainable)
+    model.train()(**batch, labels=LABELS).loss.backward()
+    assert model.audio_layer_weights.grad.abs().sum() > 0
