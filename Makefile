@@ -50,8 +50,8 @@ turbo-objectives: setup
 		--seeds 0 1 2 --epochs 2 --train_size 400
 
 # DSCLAP on Whisper base + all-MiniLM-L6-v2, as measured in the README: pre-training (about 15 min on 2 cores), then
-# fine-tuning with vs without it at 10% and 100% of the labels, 3 seeds (about 80 min), then Turbo's objectives on
-# the same encoders (about 60 min). Resumable: finished runs are reused.
+# fine-tuning with vs without it at 10%, 25%, 50% and 100% of the labels, 3 seeds (48 runs, about 2.5 h), then
+# Turbo's objectives on the same encoders (about 60 min). Resumable: finished runs are reused.
 dsclap-whisper: setup
 	OMP_NUM_THREADS=2 $(PY) run_scripts/run_pretrain.py --model_type dsclap --preset small \
 		--audio_model_name_or_path openai/whisper-base \
@@ -63,7 +63,7 @@ dsclap-whisper: setup
 		--save_strategy steps --save_steps 40 --save_total_limit 2 --logging_steps 5 --report_to none --seed 0
 	OMP_NUM_THREADS=2 $(PY) benchmarks/dsclap_label_fractions.py --pretrained $(OUT)/dsclap-whisper \
 		--initial $(OUT)/dsclap-whisper-init --corpus_dir $(OUT)/corpus-default-seed0 --seeds 0 1 2 --epochs 3 \
-		--freeze_audio_encoder --fractions 0.1 1.0 --output_dir $(OUT)/dsclap-whisper-fractions \
+		--freeze_audio_encoder --output_dir $(OUT)/dsclap-whisper-fractions \
 		--name dsclap_whisper_label_fractions
 	$(PY) benchmarks/turbo_objectives.py --model_name_or_path $(OUT)/dsclap-whisper-init \
 		--corpus_dir $(OUT)/corpus-default-seed0 --tasks emotion --seeds 0 1 2 --epochs 2 --train_size 400 \
