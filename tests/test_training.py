@@ -353,3 +353,24 @@ def test_summarise_runs_by_hand():
     assert summary["test_accuracy_std"] == pytest.approx(0.2)  # sample standard deviation: sqrt(0.08 / 2)
     assert "test_runtime" not in summary and summary["folds"] == runs  # bookkeeping is not averaged
     assert summarise_runs(runs[:1]) == runs[0]
+
+
+def test_evaluation_leaves_the_training_random_stream_where_it_was(processor):
+    """An evaluation inside a run (e.g. run_pretrain's initial retrieval) must not shift what the training draws next:
+    iterating a DataLoader (and a progress bar around it) draws from torch's global generator."""
+    from audiolang import DsclapModel
+    from audiolang.training import embed_dataset
+
+    dataset = Dataset.from_list([r for r in rows(4) if r["asr_text"]])
+    model = DsclapModel(DsclapConfig.from_preset("tiny"))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    audio, text = embed_dataset(model, processor, dataset, "asr_text", batch_size=2)
+    assert audio.shape[0] == text.shape[0] == dataset.num_rows
+    assert torch.equal(torch.rand(3), expected)
+    # the bare loop the guard protects against does move it
+    torch.manual_seed(0)
+    for _ in torch.utils.data.DataLoader(list(range(4)), batch_size=2):
+        pass
+    assert not torch.equal(torch.rand(3), expected)

@@ -3,6 +3,7 @@ objectives, the test split of a fine-tuning run and speaker verification on unse
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,28 @@ def collect_outputs(
     **model_kwargs: Any,
 ) -> tuple[torch.Tensor, ...]:
     """Run `model` in eval mode over every row of `dataset` (in order) and concatenate what `select(output,
-    batch)` picks from each batch's output, as float32 CPU tensors; with `progress`, a progress bar of that name."""
+    batch)` picks from each batch's output, as float32 CPU tensors; with `progress`, a progress bar of that name.
+
+    Torch's global random state is the same afterwards as before (`untouched_random_state`)."""
     model.eval()
     collator = DataCollatorForAudioText(processor, audio_column=audio_column, text_column=text_column)
     parts: list[tuple[torch.Tensor, ...]] = []
     batches = DataLoader(dataset, batch_size=batch_size, collate_fn=collator)
-    for batch in tqdm(batches, desc=progress, unit="batch", disable=progress is None):
-        batch = batch.to(model.device)
-        parts.append(tuple(t.float().cpu() for t in select(model(**batch, **model_kwargs), batch)))
+    with untouched_random_state():
+        for batch in tqdm(batches, desc=progress, unit="batch", disable=progress is None):
+            batch = batch.to(model.device)
+            parts.append(tuple(t.float().cpu() for t in select(model(**batch, **model_kwargs), batch)))
     return tuple(torch.cat(column) for column in zip(*parts, strict=True))
+
+
+def untouched_random_state() -> contextlib.AbstractContextManager:
+    """A context in which torch's global CPU generator may be drawn from without effect outside it.
+
+    An evaluation inside a training run must not move the training's random stream: iterating a `DataLoader` draws
+    its base seed from the global generator (a tqdm bar around it draws once more), and the length-grouped sampler
+    and dropout that follow would then sample differently from a run that evaluates less often. Eval-mode forward
+    passes draw no random numbers on an accelerator, so the CPU generator is the one to restore."""
+    return torch.random.fork_rng(devices=[])
 
 
 def embed_dataset(
@@ -93,12 +107,13 @@ def ctal_loss_parts(model: Any, collator: Any, dataset: Dataset, batch_size: int
     """
     model.eval()
     mlm, mcam, correct, masked, batches = 0.0, 0.0, 0, 0, 0
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
-        out = model(**batch.to(model.device))
-        selected = batch["labels"] != -100
-        correct += int((out.prediction_logits.argmax(-1)[selected] == batch["labels"][selected]).sum())
-        masked += int(selected.sum())
-        mlm, mcam, batches = mlm + float(out.mlm_loss), mcam + float(out.mcam_loss), batches + 1
+    with untouched_random_state():
+        for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator):
+            out = model(**batch.to(model.device))
+            selected = batch["labels"] != -100
+            correct += int((out.prediction_logits.argmax(-1)[selected] == batch["labels"][selected]).sum())
+            masked += int(selected.sum())
+            mlm, mcam, batches = mlm + float(out.mlm_loss), mcam + float(out.mcam_loss), batches + 1
     if batches == 0:
         raise ValueError("`dataset` has no rows: the CTAL losses need at least one batch.")
     return {
