@@ -9,19 +9,24 @@ Rows (those of Table 4 that need no other model family):
   `w/o paired data` (no pairs, so no warm-up: the first translation comes from the untrained model), `ours`;
 - `fully paired`: every pre-training row paired (CDAE on pairs only), warmed up for about as many steps as `ours`.
 
-Each row is pre-trained (`run_pretrain.py --model_type lrat`) once per seed on `--train_split`, then fine-tuned
-(`run_finetune.py --model_type lrat`) on each task with the same seed. Manual transcripts (`text`) serve as the text
-of pre-training and fine-tuning. One JSON line per finished run goes to `benchmarks/results/<name>.jsonl` (a
-pre-training line with its IDP curve, or a fine-tuning line with the task's test metrics); a run whose line is
-already there is skipped, and the pre-training and fine-tuning folders under `--output_dir` are reused, so an
-interrupted sweep resumes where it stopped. At the end: `<name>.md`, the table of mean ± sample standard deviation
-over the seeds, and `<name>_idp.png`, masked-token accuracy of audio -> text and L1 of text -> audio translations of
-held-out validation pairs after each IDP iteration (mean over seeds).
+Each row is pre-trained (`run_pretrain.py --model_type lrat`) once per seed on `--train_split`, then measured in two
+ways with the same seed: linear probes of its frozen pooled text, audio and fused states (`audiolang.probing`, the
+probe every family shares, fitted on `train` and scored on `test`, EER on the unseen `speaker_test` speakers; log-mel
+statistics as the no-model baseline) on `--probe_tasks`, and fine-tuning (`run_finetune.py --model_type lrat`) on
+each of `--tasks`. Probing a row costs about a fiftieth of fine-tuning it on three tasks, so the probes are the
+measure that fits a CPU (`--tasks` with no task skips fine-tuning). Manual transcripts (`text`) serve as the text
+of pre-training, probing and fine-tuning. One JSON line per finished run goes to `benchmarks/results/<name>.jsonl`
+(a pre-training line with its IDP curve, a probe line with its records, or a fine-tuning line with the task's test
+metrics); a run whose line is already there is skipped, and the pre-training and fine-tuning folders under
+`--output_dir` are reused, so an interrupted sweep resumes where it stopped. At the end: `<name>.md`, the tables of
+mean ± sample standard deviation over the seeds, and `<name>_idp.png`, masked-token accuracy of audio -> text and L1
+of text -> audio translations of held-out validation pairs after each IDP iteration (mean over seeds).
 
     python benchmarks/lrat_ablations.py --preset small --seeds 0 1 2
     # the smallest check: tiny corpus, tiny model, one seed, one task
     python benchmarks/lrat_ablations.py --corpus_preset tiny --preset tiny --seeds 0 --tasks emotion \
-        --num_paired 8 --warmup_epochs 1 --num_iterations 2 --epochs 1 --name lrat_ablations_smoke
+        --probe_tasks emotion --num_paired 8 --warmup_epochs 1 --num_iterations 2 --epochs 1 \
+        --name lrat_ablations_smoke
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,6 +46,10 @@ from _common import (  # noqa: E402
     pretrain_sweep_arguments,
     sweep_arguments,
 )
+from linear_probe import markdown_table as probe_table  # noqa: E402
+from linear_probe import probe_model, summaries  # noqa: E402
+
+from audiolang.probing import LOG_MEL_STREAM, PROBE_TASKS  # noqa: E402
 
 TASK_METRICS = {
     "emotion": ("test_wa", "test_ua"),
@@ -65,7 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
     parser.add_argument(
-        "--tasks", nargs="+", default=["emotion", "valence", "speaker"], choices=list(TASK_METRICS)
+        "--tasks", nargs="*", default=["emotion", "valence", "speaker"], choices=list(TASK_METRICS)
+    )
+    parser.add_argument(
+        "--probe_tasks",
+        nargs="*",
+        default=[task for task in PROBE_TASKS if task != "text_dependence"],
+        choices=PROBE_TASKS,
+        help="linear-probe tasks of every row's frozen model (none: no probes)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--preset", default="small", help="lrat architecture preset")
@@ -210,15 +227,64 @@ def plot_idp_curves(results: Results, rows: list[str], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def probe(
+    args: argparse.Namespace, results: Results, splits, row: str, seed: int, folder: Path | None
+) -> None:
+    """Linear probes of one row's frozen model (`folder` None: log-mel statistics) unless its line is there."""
+    if not args.probe_tasks or results.find(kind="probe", row=row, seed=seed) is not None:
+        return
+    started = time.perf_counter()
+    records = probe_model(None if folder is None else str(folder), splits, args.probe_tasks, seed, "text", 32)
+    results.add(
+        kind="probe", row=row, seed=seed, seconds=round(time.perf_counter() - started, 1), records=records
+    )
+
+
+def probe_records(results: Results) -> list[dict]:
+    """The probe lines flattened: one record per (row, seed, stream, task), the row under `model`."""
+    return [
+        {"model": line["row"], "seed": line["seed"], **record}
+        for line in results.lines
+        if line.get("kind") == "probe"
+        for record in line["records"]
+    ]
+
+
+def report(args: argparse.Namespace, results: Results) -> str:
+    order = [*args.rows, LOG_MEL_STREAM]
+    summary = sorted(
+        summaries(probe_records(results)),
+        key=lambda s: order.index(s["model"]) if s["model"] in order else len(order),
+    )
+    parts = []
+    if summary:
+        parts += [
+            f"## Linear probes (train -> test; EER on unseen speakers), seeds {args.seeds}\n",
+            probe_table(summary),
+        ]
+    if args.tasks:
+        parts += [f"## Fine-tuning, seeds {args.seeds}\n", markdown_table(results, args.rows, args.tasks)]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     results = Results(RESULTS / f"{args.name}.jsonl")
+    splits = None
+    if args.probe_tasks:
+        from audiolang.training import load_splits
+
+        splits = load_splits(None, args.corpus_preset, args.corpus_dir)
     for seed in args.seeds:
         models = {row: pretrain(args, results, row, seed) for row in args.rows if ROWS[row] is not None}
         if "w/o pre-training" in args.rows:
             if "ours" not in models:
                 models["ours"] = pretrain(args, results, "ours", seed)
             models["w/o pre-training"] = Path(args.output_dir) / "initial" / f"seed-{seed}"
+        if args.probe_tasks:
+            probe(args, results, splits, LOG_MEL_STREAM, seed, None)
+            for row in args.rows:
+                probe(args, results, splits, row, seed, models[row])
         for task in args.tasks:
             for row in args.rows:
                 if results.find(kind="finetune", row=row, task=task, seed=seed) is not None:
@@ -234,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                 results.add(
                     kind="finetune", row=row, task=task, seed=seed, train_size=result["train_size"], **metrics
                 )
-    (RESULTS / f"{args.name}.md").write_text(markdown_table(results, args.rows, args.tasks))
+    (RESULTS / f"{args.name}.md").write_text(report(args, results))
     plot_idp_curves(results, args.rows, RESULTS / f"{args.name}_idp.png")
     print((RESULTS / f"{args.name}.md").read_text())
 
