@@ -50,6 +50,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoProcessor, PreTrainedConfig, PreTrainedModel
 
+from .audio_utils import validate_sampling_rate
 from .data.asr import audio_to_array
 from .feature_extraction_ctal import CtalFeatureExtractor
 from .metrics import accuracy, mae, pearson, speaker_verification_eer, unweighted_accuracy
@@ -269,11 +270,9 @@ def log_mel_statistics(
         clips = []
         for value in rows:
             array, rate = audio_to_array(value)
-            if rate != extractor.sampling_rate:
-                raise ValueError(
-                    f"`{audio_column}` is sampled at {rate} Hz, the extractor at {extractor.sampling_rate}: cast "
-                    f"the column with datasets.Audio(sampling_rate={extractor.sampling_rate})."
-                )
+            validate_sampling_rate(
+                rate, extractor.sampling_rate
+            )  # the rows' rates may differ: checked per clip
             clips.append(array)
         inputs = extractor(clips, sampling_rate=extractor.sampling_rate, truncation=True, return_tensors="pt")
         features, mask = inputs["input_features"].double(), inputs["audio_attention_mask"]

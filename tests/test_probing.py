@@ -9,7 +9,7 @@ import librosa
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Value
 from scipy.stats import pearsonr
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import accuracy_score, r2_score
@@ -176,7 +176,6 @@ def test_unknown_task_is_a_clear_error() -> None:
 
 def clips_dataset(amplitudes: list[float], lengths: list[int]) -> Dataset:
     """Tones over noise, one per amplitude, as a decoded `Audio` column."""
-    from datasets import Audio
 
     rng = np.random.default_rng(0)
     clips = [
@@ -203,6 +202,13 @@ def test_log_mel_statistics_equal_a_numpy_computation_per_clip() -> None:
         features = np.concatenate([log_mel, librosa.feature.delta(log_mel)]).T
         expected = np.concatenate([features.mean(axis=0), features.std(axis=0)])
         np.testing.assert_allclose(statistics[row], expected, rtol=1e-4, atol=1e-4)
+
+
+def test_log_mel_statistics_refuse_audio_at_another_rate_with_the_shared_validator_message() -> None:
+    data = Dataset.from_dict({"audio": [{"array": np.zeros(8000, np.float32), "sampling_rate": 8_000}]})
+    data = data.cast_column("audio", Audio(sampling_rate=8_000))
+    with pytest.raises(ValueError, match=r"is 8000 Hz but this feature extractor expects 16000 Hz: resample"):
+        log_mel_statistics(data)
 
 
 def test_log_mel_probe_reads_the_level_that_normalisation_removes() -> None:
