@@ -10,9 +10,10 @@
 
     python run_scripts/run_app.py --model out/finetune/intent-pretrained --model out/dsclap
 
-The module imports nothing from audiolang itself: models load through transformers' ``pipeline`` and Auto classes,
-the classification pipeline as ``audiolang.pipelines`` registers it or, where audiolang is not installed, as the
-folder's own copy (``trust_remote_code=True``). ``audiolang.hub.write_space`` turns it into a Hugging Face Space.
+Models load through transformers' ``pipeline`` and Auto classes (a checkpoint's own code with
+``trust_remote_code=True``); from audiolang the module takes only ``audiolang.pipelines``: the classification
+pipeline and its audio file reader, so that the app reads a file exactly as the pipeline does. A Space made by
+``audiolang.hub.write_space`` carries a copy of the package.
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
 import torch
 from transformers import AutoConfig, AutoProcessor, pipeline
-from transformers.pipelines import PIPELINE_REGISTRY
-from transformers.pipelines.audio_utils import ffmpeg_read
+
+from .pipelines import AudioTextClassificationPipeline, load_audio_file
 
 AUDIO_TEXT_CLASSIFICATION = "audio-text-classification"
 # Models whose forward scores clips against texts (`logits_per_audio`): what the zero-shot pipeline needs.
@@ -59,12 +59,6 @@ def load_example_clips(directory: str | Path) -> list[Clip]:
     ]
 
 
-def read_audio(path: str | Path, sampling_rate: int) -> np.ndarray:
-    """Mono float32 samples of an audio file at ``sampling_rate``, decoded as transformers' audio pipelines decode
-    a file path (ffmpeg)."""
-    return ffmpeg_read(Path(path).read_bytes(), sampling_rate)
-
-
 def _architecture(model: str, trust_remote_code: bool) -> str:
     if Path(model).is_dir() and not (Path(model) / "config.json").is_file():
         raise ValueError(
@@ -89,7 +83,7 @@ class AudioSearchIndex:
         embeddings = []
         with torch.no_grad():
             for start in range(0, len(self.clips), batch_size):
-                audio = [read_audio(clip.path, rate) for clip in self.clips[start : start + batch_size]]
+                audio = [load_audio_file(clip.path, rate) for clip in self.clips[start : start + batch_size]]
                 # Longer clips are cut to the model's limit, as the classification pipeline does.
                 inputs = processor(audio=audio, sampling_rate=rate, truncate_audio=True, return_tensors="pt")
                 inputs = inputs.to(model.device)
@@ -144,7 +138,7 @@ class AudioLanguageDemo:
                 self.classifiers[_unique_name(model, self.classifiers)] = pipeline(
                     AUDIO_TEXT_CLASSIFICATION,
                     model=model,
-                    pipeline_class=_registered_pipeline_class(AUDIO_TEXT_CLASSIFICATION),
+                    pipeline_class=AudioTextClassificationPipeline,  # not a folder's copy of it where installed
                     **options,
                 )
             elif architecture in JOINT_EMBEDDING_ARCHITECTURES:
@@ -190,18 +184,11 @@ class AudioLanguageDemo:
         extractor = self.zero_shot.feature_extractor
         # transformers' pipeline does not truncate: cut longer clips to the model's limit, as the classification
         # pipeline does.
-        clip = read_audio(audio, extractor.sampling_rate)[: getattr(extractor, "max_audio_samples", None)]
+        clip = load_audio_file(audio, extractor.sampling_rate)[
+            : getattr(extractor, "max_audio_samples", None)
+        ]
         results = self.zero_shot(clip, candidate_labels=prompts, hypothesis_template="{}")
         return {result["label"]: float(result["score"]) for result in results}
-
-
-def _registered_pipeline_class(task: str) -> type | None:
-    """The implementation of ``task`` registered in this process (audiolang's, once ``audiolang.pipelines`` is
-    imported), or None: a saved folder's ``custom_pipelines`` entry would otherwise demand its own copy of the code
-    (``trust_remote_code=True``) even where the package is installed."""
-    if task not in PIPELINE_REGISTRY.get_supported_tasks():
-        return None
-    return PIPELINE_REGISTRY.check_task(task)[1]["impl"]
 
 
 def _unique_name(model: str, taken: dict[str, Any]) -> str:

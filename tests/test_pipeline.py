@@ -37,6 +37,7 @@ from audiolang.pipelines import (
     ASR_CONFIG_NAME,
     ASR_FOLDER,
     AudioTextClassificationPipeline,
+    load_audio_file,
     save_asr_config,
     save_custom_pipeline,
 )
@@ -245,6 +246,44 @@ def test_input_forms_file_dict_and_datasets_row(folders, clips, tmp_path):
     assert classifier(decoded, transcript="call mom") == classifier(
         samples, sampling_rate=16_000, transcript="call mom"
     )
+
+
+def test_audio_files_are_read_as_librosa_reads_them_and_browser_containers_through_ffmpeg(tmp_path):
+    """`load_audio_file`, the reader of the pipeline and the app: soundfile + soxr for what libsndfile decodes (the
+    same samples as `librosa.load`), torchcodec for containers it cannot (here lossless ALAC in an .m4a, so the
+    decoded samples must equal the written ones)."""
+    import subprocess
+
+    import librosa
+
+    rng = np.random.default_rng(0)
+    clip = (
+        0.3 * np.sin(2 * np.pi * 330 * np.arange(11_025) / 22_050) + 0.01 * rng.standard_normal(11_025)
+    ).astype(np.float32)
+    sf.write(tmp_path / "clip.wav", clip, 22_050, subtype="PCM_16")
+    expected, _ = librosa.load(tmp_path / "clip.wav", sr=16_000)
+    np.testing.assert_array_equal(load_audio_file(tmp_path / "clip.wav", 16_000), expected)
+
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is missing: `make setup` installs it (apt-get install ffmpeg)")
+    sf.write(tmp_path / "clip16.wav", clip[:8_000], 16_000, subtype="PCM_16")
+    written, _ = sf.read(tmp_path / "clip16.wav", dtype="float32")
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            tmp_path / "clip16.wav",
+            "-c:a",
+            "alac",
+            tmp_path / "clip.m4a",
+        ],
+        check=True,
+    )
+    decoded = load_audio_file(str(tmp_path / "clip.m4a"), 16_000)
+    np.testing.assert_allclose(decoded, written, atol=1e-6)
 
 
 def test_clear_errors(folders, clips):

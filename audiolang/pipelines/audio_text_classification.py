@@ -32,6 +32,7 @@ __all__ = [
     "ASR_FOLDER",
     "TASK",
     "AudioTextClassificationPipeline",
+    "load_audio_file",
     "load_saved_asr",
     "save_asr_config",
     "saved_asr_config",
@@ -215,8 +216,7 @@ class AudioTextClassificationPipeline(Pipeline):
                 raise ValueError(
                     f"audio file {audio!r} does not exist: pass the path of an audio file or a waveform."
                 )
-            # soundfile + soxr: the resampler of waveforms given at another rate (`_resample`) and of `librosa.load`.
-            return load_audio(audio, sampling_rate=self.sampling_rate, backend="soundfile")
+            return load_audio_file(audio, self.sampling_rate)
         # A `datasets` Audio value (torchcodec `AudioDecoder`): torchcodec is then imported already.
         torchcodec = sys.modules.get("torchcodec")
         if torchcodec is not None and isinstance(audio, torchcodec.decoders.AudioDecoder):
@@ -345,6 +345,22 @@ def _pair_with_transcripts(inputs: Any, transcript: str | Iterable[str]) -> Any:
             "clips pass `inputs` as a list."
         )
     return {"audio": inputs, "transcript": transcript}
+
+
+def load_audio_file(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
+    """Mono float32 samples of an audio file (or `http(s)://` URL) at `sampling_rate`: the one file reader of the
+    pipeline and the demo app.
+
+    Files that libsndfile decodes (WAV, FLAC, OGG, MP3: what the corpus is made of) go through soundfile and `soxr`,
+    the resampler of `librosa.load`, of the corpus builder and of waveforms given at another rate (`_resample`), so
+    that a file is read exactly as its training copy was; containers it cannot decode (M4A, MP4, WebM: what browsers
+    and phones record) go through torchcodec (ffmpeg).
+    """
+    path = os.fspath(path)
+    try:
+        return load_audio(path, sampling_rate=sampling_rate, backend="soundfile")
+    except RuntimeError:  # transformers' "soundfile cannot decode" and soundfile's own LibsndfileError
+        return load_audio(path, sampling_rate=sampling_rate, backend="torchcodec")
 
 
 def _resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
