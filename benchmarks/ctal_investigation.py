@@ -448,16 +448,18 @@ def report(args: argparse.Namespace, results: Results) -> str:
     rates = [
         (s, r, e) for s in ("initial", "both") if s in fine_tuned for r, e in learning_rate_settings(args)
     ]
-    return "\n".join(
-        [
-            f"## Linear probes (train -> test; EER on unseen speakers), seeds {args.seeds}\n",
-            markdown_table(probe_summary),
+    parts = [
+        f"## Linear probes (train -> test; EER on unseen speakers), seeds {args.seeds}\n",
+        markdown_table(probe_summary),
+    ]
+    if args.finetune_tasks:  # no fine-tuning in this sweep: no empty tables
+        parts += [
             f"## Fine-tuning at the reference rate {args.learning_rate:g} (Table 4's rows)\n",
             finetune_table(results, ablation, args.finetune_tasks),
             "## Fine-tuning learning rates: pre-trained (`both`) vs before pre-training (`initial`)\n",
             finetune_table(results, rates, args.finetune_tasks),
         ]
-    )
+    return "\n".join(parts)
 
 
 def probe_curve(

@@ -254,3 +254,17 @@ def test_probe_summaries_and_table() -> None:
         "|---|---|---|---|",
         "| m | audio | 0.600 ± 0.141 | 0.300 ± 0.000 |",
     ]
+
+
+def test_report_without_fine_tuning_has_the_probe_table_only(tmp_path: Path) -> None:
+    results = Results(tmp_path / "r.jsonl")
+    for line in (probe_line("initial", 0, 0, 0.40), probe_line("both", 0, 20, 0.60)):
+        results.add(**line)
+    args = sweep.parse_args(["--quick", "--finetune_tasks", "--seeds", "0"])
+    report = sweep.report(args, results)
+    assert "Fine-tuning" not in report
+    assert "| both | audio | 0.600 ± 0.000 |" in report.splitlines()
+    with_tasks = sweep.report(
+        sweep.parse_args(["--quick", "--finetune_tasks", "emotion", "--seeds", "0"]), results
+    )
+    assert "## Fine-tuning at the reference rate" in with_tasks
