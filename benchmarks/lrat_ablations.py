@@ -32,6 +32,7 @@ of text -> audio translations of held-out validation pairs after each IDP iterat
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -215,6 +216,11 @@ def plot_idp_curves(results: Results, rows: list[str], path: Path) -> None:
                 for k in iterations
             ]
             axis.plot(iterations, means, marker="o", label=row)
+    baselines = [line for line in results.lines if line.get("kind") == "baseline"]
+    if baselines:
+        for axis, key in ((text_axis, "text_accuracy"), (audio_axis, "audio_l1")):
+            value = statistics.fmean(line[key] for line in baselines)
+            axis.axhline(value, color="grey", linestyle=":", label="audio-blind / text-blind baseline")
     text_axis.set(xlabel="IDP iteration k", ylabel="masked-token accuracy", title="audio -> text translation")
     audio_axis.set(
         xlabel="IDP iteration k", ylabel="L1 to the real frames", title="text -> audio translation"
@@ -225,6 +231,75 @@ def plot_idp_curves(results: Results, rows: list[str], path: Path) -> None:
     figure.suptitle("Translation quality of held-out pairs after each IDP round (mean over seeds)")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
+
+
+def audio_blind_baselines(
+    args: argparse.Namespace, splits, folder: Path, split_seed: int = 0
+) -> dict[str, float]:
+    """What a translation that ignores its source scores on the IDP curve's held-out pairs (the first
+    `num_validation_pairs` of `validation`, counted as `audiolang.training.translation_quality` counts them): the
+    reference that says whether a translation carries anything of the other modality.
+
+    - `text_accuracy`: predicting, at each position, the most frequent token there among the run's paired training
+      texts (what a decoder that only learnt the transcripts' usual shape gets right);
+    - `audio_l1`: predicting, at each frame, the mean paired training frame there; `audio_l1_zeros`: predicting
+      zeros (the mean of per-utterance-normalised features).
+
+    `folder` is a pre-trained row's output (its tokenizer, feature extractor and settings).
+    """
+    import torch
+    from transformers import AutoConfig, AutoProcessor
+
+    from audiolang.training import DataCollatorForAudioText, split_lrat_corpus
+
+    config, processor = AutoConfig.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
+    settings = json.loads((folder / "pretrain_results.json").read_text())
+    train = splits[args.train_split]
+    train = train.select(range(min(settings["train_rows"], train.num_rows)))
+    paired = split_lrat_corpus(train, args.num_paired, "text", seed=split_seed)["paired"]
+    validation = splits["validation"].select(range(settings["num_validation_pairs"]))
+    collate = DataCollatorForAudioText(processor, audio_column="audio", text_column="text")
+    special = torch.tensor(processor.tokenizer.all_special_ids)
+    text_length, audio_length = config.text_translation_length, config.audio_translation_length
+
+    def batches(rows):
+        for start in range(0, len(rows), 32):
+            yield collate([rows[i] for i in range(start, min(start + 32, len(rows)))])
+
+    counts = torch.zeros(text_length, config.vocab_size)
+    frame_sum, frame_count = (
+        torch.zeros(audio_length, config.audio_feature_size),
+        torch.zeros(audio_length, 1),
+    )
+    for batch in batches(paired):
+        ids = batch["input_ids"][:, :text_length]
+        real = batch["attention_mask"][:, :text_length].bool()
+        positions = torch.arange(ids.shape[1]).expand_as(ids)
+        counts.index_put_((positions[real], ids[real]), torch.ones(int(real.sum())), accumulate=True)
+        frames = batch["input_features"][:, :audio_length]
+        mask = batch["audio_attention_mask"][:, :audio_length, None].float()
+        frame_sum[: frames.shape[1]] += (frames * mask).sum(0)
+        frame_count[: frames.shape[1]] += mask.sum(0)
+    usual_token, mean_frame = counts.argmax(-1), frame_sum / frame_count.clamp(min=1)
+    correct = tokens = 0
+    l1 = l1_zeros = frames_counted = 0.0
+    for batch in batches(validation):
+        length = min(batch["input_ids"].shape[1], text_length)
+        target = batch["input_ids"][:, :length]
+        counted = batch["attention_mask"][:, :length].bool() & ~torch.isin(target, special)
+        correct += int((usual_token[:length].expand_as(target) == target)[counted].sum())
+        tokens += int(counted.sum())
+        n = min(batch["input_features"].shape[1], audio_length)
+        real = batch["audio_attention_mask"][:, :n].bool()
+        truth = batch["input_features"][:, :n]
+        l1 += float((mean_frame[:n].expand_as(truth) - truth).abs()[real].sum())
+        l1_zeros += float(truth.abs()[real].sum())
+        frames_counted += float(real.sum()) * config.audio_feature_size
+    return {
+        "text_accuracy": correct / max(tokens, 1),
+        "audio_l1": l1 / max(frames_counted, 1.0),
+        "audio_l1_zeros": l1_zeros / max(frames_counted, 1.0),
+    }
 
 
 def probe(
@@ -270,17 +345,17 @@ def report(args: argparse.Namespace, results: Results) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     results = Results(RESULTS / f"{args.name}.jsonl")
-    splits = None
-    if args.probe_tasks:
-        from audiolang.training import load_splits
+    from audiolang.training import load_splits
 
-        splits = load_splits(None, args.corpus_preset, args.corpus_dir)
+    splits = load_splits(None, args.corpus_preset, args.corpus_dir)
     for seed in args.seeds:
         models = {row: pretrain(args, results, row, seed) for row in args.rows if ROWS[row] is not None}
         if "w/o pre-training" in args.rows:
             if "ours" not in models:
                 models["ours"] = pretrain(args, results, "ours", seed)
             models["w/o pre-training"] = Path(args.output_dir) / "initial" / f"seed-{seed}"
+        if "ours" in models and results.find(kind="baseline", seed=seed) is None:
+            results.add(kind="baseline", seed=seed, **audio_blind_baselines(args, splits, models["ours"]))
         if args.probe_tasks:
             probe(args, results, splits, LOG_MEL_STREAM, seed, None)
             for row in args.rows:

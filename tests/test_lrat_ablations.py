@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import lrat_ablations as sweep  # noqa: E402
@@ -52,3 +54,38 @@ def test_without_probe_tasks_or_finetuning_tasks_the_report_has_no_such_table(tm
     args = sweep.parse_args(["--probe_tasks", "--tasks"])
     assert args.probe_tasks == [] and args.tasks == []
     assert sweep.report(args, Results(tmp_path / "r.jsonl")) == ""
+
+
+def test_audio_blind_baselines_against_hand_counts(tmp_path: Path) -> None:
+    """Pairs and held-out pairs of one and the same (clip, text): the usual token at every position is the text's own
+    and the mean frame is the clip's own, so the blind baseline is perfect (accuracy 1, L1 0), and its zeros L1 is
+    the mean |feature|; held-out texts of words no pair has score 0."""
+    import json
+
+    import numpy as np
+    from datasets import Dataset, DatasetDict
+
+    from audiolang import CtalFeatureExtractor, LratConfig, LratProcessor, train_ctal_tokenizer
+
+    rng = np.random.default_rng(0)
+    clip = (0.1 * rng.standard_normal(16_000)).astype(np.float32)
+    row = {"audio": {"array": clip, "sampling_rate": 16_000}, "text": "open the window please"}
+    other = {"audio": {"array": clip, "sampling_rate": 16_000}, "text": "zz qq"}
+    tokenizer = train_ctal_tokenizer(["open the window please", "zz qq"] * 50, vocab_size=300)
+    processor = LratProcessor(CtalFeatureExtractor(), tokenizer)
+    folder = tmp_path / "ours"
+    LratConfig.from_preset("tiny", vocab_size=len(tokenizer)).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    (folder / "pretrain_results.json").write_text(json.dumps({"train_rows": 6, "num_validation_pairs": 2}))
+    args = sweep.parse_args(["--num_paired", "4"])
+
+    same = DatasetDict(pretrain=Dataset.from_list([row] * 6), validation=Dataset.from_list([row] * 3))
+    baseline = sweep.audio_blind_baselines(args, same, folder)
+    assert baseline["text_accuracy"] == 1.0 and baseline["audio_l1"] == pytest.approx(0.0, abs=1e-6)
+    features = processor.feature_extractor(clip, sampling_rate=16_000, return_tensors="np")["input_features"][
+        0
+    ]
+    assert baseline["audio_l1_zeros"] == pytest.approx(float(np.abs(features[:160]).mean()), rel=1e-5)
+
+    unseen = DatasetDict(pretrain=Dataset.from_list([row] * 6), validation=Dataset.from_list([other] * 2))
+    assert sweep.audio_blind_baselines(args, unseen, folder)["text_accuracy"] == 0.0
