@@ -20,7 +20,8 @@ of pre-training, probing and fine-tuning. One JSON line per finished run goes to
 metrics); a run whose line is already there is skipped, and the pre-training and fine-tuning folders under
 `--output_dir` are reused, so an interrupted sweep resumes where it stopped. At the end: `<name>.md`, the tables of
 mean ± sample standard deviation over the seeds, and `<name>_idp.png`, masked-token accuracy of audio -> text and L1
-of text -> audio translations of held-out validation pairs after each IDP iteration (mean over seeds).
+of text -> audio translations of held-out validation pairs after each IDP iteration (mean over seeds), with
+what a translation that ignores its source scores as a dotted line (`audio_blind_baselines`).
 
     python benchmarks/lrat_ablations.py --preset small --seeds 0 1 2
     # the smallest check: tiny corpus, tiny model, one seed, one task
