@@ -13,7 +13,9 @@ model on the `train` split and scores it on the `test` split:
 - `speaker_verification`: no fitting at all: the equal error rate of cosine scoring over every trial pair of the
   `speaker_test` split, whose speakers are never in `train` (CTAL Sec. 4.2.3's protocol, on pooled states);
 - `text_dependence`: no fitting either: how far each stream moves on the `test` split when every clip is paired with
-  another clip's transcript (`text_dependence`), e.g. how much a text-referred audio stream leans on the text.
+  another clip's transcript (`text_dependence`), e.g. how much a text-referred audio stream leans on the text;
+- `spread`: no fitting: whether the `test` clips' representations still differ at all (`representation_spread`:
+  effective rank and mean cosine similarity), the first thing a collapsing pre-training loses.
 
 A fixed train/test split (rather than cross-validation over the pooled corpus) keeps the probe on exactly the rows
 that fine-tuning trains and tests on, so that the two measurements can be compared row for row.
@@ -76,12 +78,14 @@ __all__ = [
     "log_mel_statistics",
     "probe_features",
     "probe_representations",
+    "representation_spread",
     "swap_transcripts",
     "text_dependence",
 ]
 
 # Fitted tasks (`audiolang.training.TASKS`) plus the unseen-speaker EER, which fits nothing.
-PROBE_TASKS: tuple[str, ...] = (*TASKS, "speaker_verification", "text_dependence")
+# `spread` fits nothing either: how widely the test clips' representations spread (`representation_spread`).
+PROBE_TASKS: tuple[str, ...] = (*TASKS, "speaker_verification", "text_dependence", "spread")
 # The grid of inverse L2 strengths that cross-validation chooses from, for every classification probe.
 PROBE_CS: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 # The ridge strengths of the valence probe.
@@ -303,6 +307,26 @@ def text_dependence(original: np.ndarray, swapped: np.ndarray) -> float:
     return float(moved / pdist(np.asarray(original, np.float64)).mean())
 
 
+def representation_spread(features: np.ndarray) -> dict[str, float]:
+    """Whether the rows' representations still differ, the first thing a collapsing pre-training loses:
+
+    - `effective_rank`: exp of the entropy of the normalised singular values of the centred rows (Roy & Vetterli,
+      EUSIPCO 2007): about the number of directions the rows spread over, from 1 (all on one line) to the width
+      (0 when every row is the same);
+    - `mean_cosine`: the mean cosine similarity of two different rows (uncentred): near 1 when every row points the
+      same way, whatever its small differences.
+    """
+    x = np.asarray(features, np.float64)
+    singular = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    total = singular.sum()
+    p = singular[singular > 0] / total if total > 0 else np.ones(0)  # identical rows: rank 0
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True).clip(min=1e-12)
+    n = len(x)
+    cosine = (np.square(unit.sum(axis=0)).sum() - n) / (n * (n - 1))  # off-diagonal mean of unit @ unit.T
+    rank = float(np.exp(-(p * np.log(p)).sum())) if len(p) else 0.0
+    return {"effective_rank": rank, "mean_cosine": float(cosine)}
+
+
 def _classifier(labels: np.ndarray, seed: int) -> GridSearchCV:
     counts = np.bincount(labels)
     smallest = int(counts[counts > 0].min())
@@ -378,7 +402,8 @@ def probe_features(
     Returns one record per (stream, task): `{"stream", "task", "train_rows", "test_rows", **metrics}` (see
     `fit_probe`), for `speaker_verification` the `eer` over the trial pairs of `speaker_test_split`, and for
     `text_dependence` the `ratio` of `text_dependence` between `features[test_split]` and `features[SWAPPED_TEXT]`
-    (no record without the latter: log-mel statistics read no text).
+    (no record without the latter: log-mel statistics read no text), and for `spread` the `representation_spread`
+    of `features[test_split]`.
     """
     unknown = sorted(set(tasks) - set(PROBE_TASKS))
     if unknown:
@@ -399,6 +424,17 @@ def probe_features(
                     }
                     for stream in streams
                 ]
+            continue
+        if task == "spread":
+            records += [
+                {
+                    "stream": stream,
+                    "task": task,
+                    "test_rows": len(features[test_split][stream]),
+                    **representation_spread(features[test_split][stream]),
+                }
+                for stream in streams
+            ]
             continue
         if task == "speaker_verification":
             speakers = splits[speaker_test_split][speaker_column]
@@ -435,10 +471,10 @@ def probe_features(
 def _needed_splits(
     tasks: Sequence[str], train_split: str, test_split: str, speaker_test_split: str
 ) -> tuple[str, ...]:
-    fitted = any(task not in ("speaker_verification", "text_dependence") for task in tasks)
+    fitted = any(task not in ("speaker_verification", "text_dependence", "spread") for task in tasks)
     return (
         *((train_split,) if fitted else ()),
-        *((test_split,) if fitted or "text_dependence" in tasks else ()),
+        *((test_split,) if fitted or {"text_dependence", "spread"} & set(tasks) else ()),
         *((speaker_test_split,) if "speaker_verification" in tasks else ()),
     )
 

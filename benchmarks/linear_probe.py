@@ -53,6 +53,7 @@ HEADLINE: dict[str, str] = {
     "valence": "r2",
     "speaker_verification": "eer",
     "text_dependence": "ratio",
+    "spread": "effective_rank",
 }
 # What a probe's cross-validation chose (its regularisation): reported per run, not averaged.
 CHOSEN = ("c", "alpha")

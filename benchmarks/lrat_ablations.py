@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--probe_tasks",
         nargs="*",
-        default=[task for task in PROBE_TASKS if task != "text_dependence"],
+        default=[task for task in PROBE_TASKS if task not in ("text_dependence", "spread")],
         choices=PROBE_TASKS,
         help="linear-probe tasks of every row's frozen model (none: no probes)",
     )

@@ -46,6 +46,7 @@ from audiolang.probing import (
     log_mel_statistics,
     probe_features,
     probe_representations,
+    representation_spread,
     swap_transcripts,
     text_dependence,
 )
@@ -470,3 +471,28 @@ def test_layer_curves_and_their_plot(tmp_path: Path) -> None:
     assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="--audio_layers"):
         plot_layer_curves(summary[2:3], tmp_path / "none.png")
+
+
+def test_representation_spread_against_hand_values() -> None:
+    """k equal singular values give an effective rank of k; rows on one line, of 1; the mean cosine of two
+    different rows, computed pair by pair."""
+    basis = np.linalg.qr(np.random.default_rng(0).standard_normal((8, 8)))[0]
+    # 6 rows spanning 3 orthogonal directions with equal weight, centred by construction (+v and -v)
+    rows = np.concatenate([3.0 * basis[:3], -3.0 * basis[:3]])
+    assert representation_spread(rows)["effective_rank"] == pytest.approx(3.0)
+    line = np.outer(np.arange(1.0, 6.0), basis[0]) + 2.0 * basis[1]
+    assert representation_spread(line)["effective_rank"] == pytest.approx(1.0)
+    x = np.random.default_rng(1).standard_normal((5, 4))
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    pairs = [unit[i] @ unit[j] for i in range(5) for j in range(5) if i != j]
+    assert representation_spread(x)["mean_cosine"] == pytest.approx(np.mean(pairs))
+    same = representation_spread(np.tile(x[:1], (4, 1)))
+    assert same["mean_cosine"] == pytest.approx(1.0) and same["effective_rank"] == 0.0
+
+
+def test_spread_is_probed_on_the_test_split_without_fitting() -> None:
+    rng = np.random.default_rng(0)
+    test = rng.standard_normal((6, 4))
+    splits = DatasetDict(test=Dataset.from_dict({"emotion": [0] * 6}))
+    (record,) = probe_features({"test": {"audio": test}}, splits, tasks=["spread"])
+    assert record == {"stream": "audio", "task": "spread", "test_rows": 6, **representation_spread(test)}
