@@ -126,7 +126,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--pretrain_batch_size", type=int, default=32)
     parser.add_argument("--pretrain_learning_rate", type=float, default=5e-4)
-    parser.add_argument("--probe_tasks", nargs="+", default=list(PROBE_TASKS), choices=list(PROBE_TASKS))
+    parser.add_argument(
+        "--probe_tasks",
+        nargs="+",
+        default=[
+            task for task in PROBE_TASKS if task != "spread"
+        ],  # `linear_probe.py --tasks spread` measures it
+        choices=list(PROBE_TASKS),
+    )
     parser.add_argument("--finetune_tasks", nargs="*", default=list(TASK_METRICS), choices=list(TASK_METRICS))
     parser.add_argument(
         "--finetune_starts", nargs="*", default=None, help="starts to fine-tune (default: every start)"
