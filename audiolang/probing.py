@@ -274,9 +274,8 @@ def log_mel_statistics(
         clips = []
         for value in rows:
             array, rate = audio_to_array(value)
-            validate_sampling_rate(
-                rate, extractor.sampling_rate
-            )  # the rows' rates may differ: checked per clip
+            # The rows' rates may differ: each clip is checked.
+            validate_sampling_rate(rate, extractor.sampling_rate)
             clips.append(array)
         inputs = extractor(clips, sampling_rate=extractor.sampling_rate, truncation=True, return_tensors="pt")
         features, mask = inputs["input_features"].double(), inputs["audio_attention_mask"]

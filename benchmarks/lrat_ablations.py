@@ -157,21 +157,15 @@ def finetune_argv(args: argparse.Namespace, task: str, seed: int, model: Path) -
     ]  # fmt: skip
 
 
-def pretrain(args: argparse.Namespace, results: Results, row: str, seed: int) -> Path:
+def pretrain(args: argparse.Namespace, results: Results, row: str, seed: int, rows: int) -> Path:
+    """One row's pre-training on `rows` pre-training rows, unless its line is there."""
     folder = Path(args.output_dir) / slug(row) / f"seed-{seed}"
     if results.find(kind="pretrain", row=row, seed=seed) is None:
-        rows = args.max_train_samples or _split_size(args)
         result = cached_run(
             "run_pretrain.py", "pretrain_results.json", folder, pretrain_argv(args, row, seed, rows)
         )
         results.add(kind="pretrain", row=row, seed=seed, **result)
     return folder
-
-
-def _split_size(args: argparse.Namespace) -> int:
-    from audiolang.training import load_splits
-
-    return load_splits(None, args.corpus_preset, args.corpus_dir)[args.train_split].num_rows
 
 
 def markdown_table(results: Results, rows: list[str], tasks: list[str]) -> str:
@@ -238,7 +232,7 @@ def audio_blind_baselines(
     args: argparse.Namespace, splits, folder: Path, split_seed: int = 0
 ) -> dict[str, float]:
     """What a translation that ignores its source scores on the IDP curve's held-out pairs (the first
-    `num_validation_pairs` of `validation`, counted as `audiolang.training.translation_quality` counts them): the
+    `num_validation_pairs` of `validation`, counted by `audiolang.training.TranslationScore` as the curve is): the
     reference that says whether a translation carries anything of the other modality.
 
     - `text_accuracy`: predicting, at each position, the most frequent token there among the run's paired training
@@ -251,7 +245,7 @@ def audio_blind_baselines(
     import torch
     from transformers import AutoConfig, AutoProcessor
 
-    from audiolang.training import DataCollatorForAudioText, split_lrat_corpus
+    from audiolang.training import DataCollatorForAudioText, TranslationScore, split_lrat_corpus
 
     config, processor = AutoConfig.from_pretrained(folder), AutoProcessor.from_pretrained(folder)
     settings = json.loads((folder / "pretrain_results.json").read_text())
@@ -282,25 +276,19 @@ def audio_blind_baselines(
         frame_sum[: frames.shape[1]] += (frames * mask).sum(0)
         frame_count[: frames.shape[1]] += mask.sum(0)
     usual_token, mean_frame = counts.argmax(-1), frame_sum / frame_count.clamp(min=1)
-    correct = tokens = 0
-    l1 = l1_zeros = frames_counted = 0.0
+    blind, zeros = TranslationScore(), TranslationScore()
     for batch in batches(validation):
-        length = min(batch["input_ids"].shape[1], text_length)
-        target = batch["input_ids"][:, :length]
-        counted = batch["attention_mask"][:, :length].bool() & ~torch.isin(target, special)
-        correct += int((usual_token[:length].expand_as(target) == target)[counted].sum())
-        tokens += int(counted.sum())
-        n = min(batch["input_features"].shape[1], audio_length)
-        real = batch["audio_attention_mask"][:, :n].bool()
-        truth = batch["input_features"][:, :n]
-        l1 += float((mean_frame[:n].expand_as(truth) - truth).abs()[real].sum())
-        l1_zeros += float(truth.abs()[real].sum())
-        frames_counted += float(real.sum()) * config.audio_feature_size
-    return {
-        "text_accuracy": correct / max(tokens, 1),
-        "audio_l1": l1 / max(frames_counted, 1.0),
-        "audio_l1_zeros": l1_zeros / max(frames_counted, 1.0),
-    }
+        rows = batch["input_ids"].shape[0]
+        for score, frames in ((blind, mean_frame), (zeros, torch.zeros_like(mean_frame))):
+            score.add(
+                batch,
+                usual_token.expand(rows, -1),
+                frames.expand(rows, -1, -1),
+                special,
+                text_length,
+                audio_length,
+            )
+    return {**blind.result(), "audio_l1_zeros": zeros.result()["audio_l1"]}
 
 
 def probe(
@@ -349,11 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     from audiolang.training import load_splits
 
     splits = load_splits(None, args.corpus_preset, args.corpus_dir)
+    rows = args.max_train_samples or splits[args.train_split].num_rows
     for seed in args.seeds:
-        models = {row: pretrain(args, results, row, seed) for row in args.rows if ROWS[row] is not None}
+        models = {row: pretrain(args, results, row, seed, rows) for row in args.rows if ROWS[row] is not None}
         if "w/o pre-training" in args.rows:
             if "ours" not in models:
-                models["ours"] = pretrain(args, results, "ours", seed)
+                models["ours"] = pretrain(args, results, "ours", seed, rows)
             models["w/o pre-training"] = Path(args.output_dir) / "initial" / f"seed-{seed}"
         if "ours" in models and results.find(kind="baseline", seed=seed) is None:
             results.add(kind="baseline", seed=seed, **audio_blind_baselines(args, splits, models["ours"]))

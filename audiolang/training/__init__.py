@@ -56,6 +56,7 @@ from .lrat import (
     LratArguments,
     LratPreTrainingDataset,
     LratTrainer,
+    TranslationScore,
     build_lrat,
     idp_curve,
     lrat_resume_point,
@@ -121,6 +122,7 @@ __all__ = [
     "speaker_verification_metrics",
     "split_lrat_corpus",
     "task_dataset",
+    "TranslationScore",
     "translate_rows",
     "translation_quality",
 ]

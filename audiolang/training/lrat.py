@@ -342,6 +342,46 @@ def refresh_idp_store(
     return IdpStore(translations, 0 if store is None else store.iteration + 1)
 
 
+@dataclass
+class TranslationScore:
+    """Running totals of `translation_quality`'s two measures, added batch by batch, so that any translation (the
+    model's, or a baseline that ignores its source) is counted the same way against a collated batch of pairs."""
+
+    correct: int = 0
+    tokens: int = 0
+    l1_sum: float = 0.0
+    l1_count: float = 0.0
+
+    def add(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        predicted_ids: torch.Tensor,
+        translated_frames: torch.Tensor,
+        special_ids: torch.Tensor,
+        text_length: int,
+        audio_length: int,
+    ) -> None:
+        """Count one batch: `predicted_ids` `(batch, >= text_length)` against its real, non-special tokens within
+        `text_length`; `translated_frames` `(batch, >= audio_length, features)` against its real frames within
+        `audio_length`."""
+        length = min(batch["input_ids"].shape[1], text_length)
+        target = batch["input_ids"][:, :length]
+        counted = batch["attention_mask"][:, :length].bool() & ~torch.isin(target, special_ids)
+        self.correct += int((predicted_ids[:, :length] == target)[counted].sum())
+        self.tokens += int(counted.sum())
+        frames = min(batch["input_features"].shape[1], audio_length)
+        real = batch["audio_attention_mask"][:, :frames].bool()
+        difference = translated_frames[:, :frames] - batch["input_features"][:, :frames]
+        self.l1_sum += float(difference.abs()[real].sum())
+        self.l1_count += float(real.sum()) * batch["input_features"].shape[-1]
+
+    def result(self) -> dict[str, float]:
+        return {
+            "text_accuracy": self.correct / max(self.tokens, 1),
+            "audio_l1": self.l1_sum / max(self.l1_count, 1.0),
+        }
+
+
 @torch.no_grad()
 def translation_quality(
     model: LratForPreTraining,
@@ -353,7 +393,8 @@ def translation_quality(
     audio_column: str = "audio",
     batch_size: int = 32,
 ) -> dict[str, float]:
-    """How close the store's translations of paired `rows` (the items of `split`) are to the truth:
+    """How close the store's translations of paired `rows` (the items of `split`) are to the truth
+    (`TranslationScore`):
 
     - `text_accuracy`: the share of target tokens (special tokens excluded, within the translation length) that the
       audio -> text translation predicts at their position (the tied decoder's argmax of w~): every input position was
@@ -364,24 +405,22 @@ def translation_quality(
     config = model.config
     collate = DataCollatorForAudioText(processor, audio_column=audio_column, text_column=text_column)
     special = torch.tensor(processor.tokenizer.all_special_ids)
-    correct = tokens = 0
-    l1_sum = l1_count = 0.0
+    score = TranslationScore()
     for start in range(0, len(rows), batch_size):
         indices = range(start, min(start + batch_size, len(rows)))
         batch = collate([rows[i] for i in indices])
         embeddings = store.get(split, "text", indices).to(model.device)
         predicted = model.get_output_embeddings()(embeddings).argmax(-1).cpu()
-        length = min(batch["input_ids"].shape[1], config.text_translation_length)
-        target = batch["input_ids"][:, :length]
-        counted = batch["attention_mask"][:, :length].bool() & ~torch.isin(target, special)
-        correct += int((predicted[:, :length] == target)[counted].sum())
-        tokens += int(counted.sum())
-        frames = min(batch["input_features"].shape[1], config.audio_translation_length)
-        translated = store.get(split, "audio", indices)[:, :frames]
-        real = batch["audio_attention_mask"][:, :frames].bool()
-        l1_sum += float((translated - batch["input_features"][:, :frames]).abs()[real].sum())
-        l1_count += float(real.sum()) * config.audio_feature_size
-    return {"text_accuracy": correct / max(tokens, 1), "audio_l1": l1_sum / max(l1_count, 1.0)}
+        translated = store.get(split, "audio", indices)
+        score.add(
+            batch,
+            predicted,
+            translated,
+            special,
+            config.text_translation_length,
+            config.audio_translation_length,
+        )
+    return score.result()
 
 
 # --- corruption ------------------------------------------------------------------------------------------------------
