@@ -103,7 +103,7 @@ __all__ += [
 # ---------------------------------------------------------------------------------------------------------------
 
 # --- dsclap ---
-from .configuration_dsclap import DSCLAP_PRESETS, DsclapConfig  # noqa: E402
+from .configuration_dsclap import DSCLAP_CLASSIFIER_INPUTS, DSCLAP_PRESETS, DsclapConfig  # noqa: E402
 from .feature_extraction_dsclap import DsclapFeatureExtractor, DsclapWhisperFeatureExtractor  # noqa: E402
 from .modeling_dsclap import (  # noqa: E402
     DsclapForSequenceClassification,
@@ -118,6 +118,7 @@ _register_family(
     DsclapConfig, DsclapModel, DsclapForSequenceClassification, DsclapFeatureExtractor, DsclapProcessor
 )
 __all__ += [
+    "DSCLAP_CLASSIFIER_INPUTS",
     "DSCLAP_PRESETS",
     "DsclapConfig",
     "DsclapFeatureExtractor",
@@ -300,9 +301,12 @@ _LAZY_IMPORTS: dict[str, tuple[str, ...]] = {
     "plots": ("plot_confusion_matrix", "plot_det_roc", "plot_training_curves", "write_evaluation_plots"),
     # Linear probes of frozen representations (scikit-learn).
     "probing": ("probe_representations",),
+    # The text-only TF-IDF baseline reported beside fine-tuned scores (scikit-learn).
+    "baselines": ("TfidfBaselineOutput", "tfidf_baseline"),
 }
 _LAZY_SUBMODULES = (
     "app",
+    "baselines",
     "conversion",
     "data",
     "hub",

@@ -9,7 +9,17 @@ from transformers.configuration_utils import SubConfigSpec
 
 from .presets import merge_preset
 
-__all__ = ["DSCLAP_PRESETS", "DsclapConfig", "audio_text_config_kwargs", "validate_audio_freezing"]
+__all__ = [
+    "DSCLAP_CLASSIFIER_INPUTS",
+    "DSCLAP_PRESETS",
+    "DsclapConfig",
+    "audio_text_config_kwargs",
+    "validate_audio_freezing",
+]
+
+# What `DsclapForSequenceClassification` classifies: both pooled towers concatenated (the paper's fusion), or one
+# tower alone, the single-modality baselines every fused score is reported beside.
+DSCLAP_CLASSIFIER_INPUTS = ("audio_text", "text", "audio")
 
 
 # The paper's encoders, which are also `DsclapConfig()`'s defaults: wav2vec2-base (the defaults of `Wav2Vec2Config`,
@@ -168,6 +178,11 @@ class DsclapConfig(PreTrainedConfig):
             asked to truncate.
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout before the classifier of `DsclapForSequenceClassification`.
+        classifier_inputs (`str`, *optional*, defaults to `"audio_text"`):
+            What the classifier of `DsclapForSequenceClassification` reads: `"audio_text"` (the mean-pooled audio and
+            text states concatenated), `"text"` (the text tower alone) or `"audio"` (the audio tower alone). With one
+            tower, the other is neither run nor trained (its weights stay in the model, so checkpoints load the same
+            way): the text-only and audio-only baselines of a fused classifier. `DsclapModel` ignores it.
         freeze_audio_encoder (`bool`, *optional*, defaults to `False`):
             Keep the audio encoder's weights fixed (paper, Table 4).
         freeze_text_encoder (`bool`, *optional*, defaults to `False`):
@@ -215,6 +230,7 @@ class DsclapConfig(PreTrainedConfig):
     max_text_length: int = 16
     max_audio_samples: int = 80_000
     classifier_dropout: float | int = 0.1
+    classifier_inputs: str = "audio_text"
     freeze_audio_encoder: bool = False
     freeze_text_encoder: bool = False
     freeze_audio_feature_encoder: bool = False
@@ -240,6 +256,10 @@ class DsclapConfig(PreTrainedConfig):
             )
         if not 0 <= self.classifier_dropout < 1:
             raise ValueError(f"`classifier_dropout` must be in [0, 1), got {self.classifier_dropout}.")
+        if self.classifier_inputs not in DSCLAP_CLASSIFIER_INPUTS:
+            raise ValueError(
+                f"`classifier_inputs` must be one of {DSCLAP_CLASSIFIER_INPUTS}, got {self.classifier_inputs!r}."
+            )
         validate_audio_freezing(self)
 
     @classmethod

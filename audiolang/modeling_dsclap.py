@@ -92,10 +92,12 @@ class DsclapSequenceClassifierOutput(ModelOutput):
             Classification (or regression) loss, returned when `labels` are given.
         logits (`torch.Tensor` of shape `(batch_size, num_labels)`):
             Classification scores (before softmax/sigmoid).
-        text_model_output (`BaseModelOutputWithPooling`):
-            The text encoder's output; `pooler_output` is the masked mean fed to the classifier.
-        audio_model_output (`BaseModelOutputWithPooling`):
-            The audio encoder's output; `pooler_output` is the masked mean fed to the classifier.
+        text_model_output (`BaseModelOutputWithPooling`, *optional*):
+            The text encoder's output; `pooler_output` is the masked mean fed to the classifier. `None` when
+            `config.classifier_inputs` is `"audio"`.
+        audio_model_output (`BaseModelOutputWithPooling`, *optional*):
+            The audio encoder's output; `pooler_output` is the masked mean fed to the classifier. `None` when
+            `config.classifier_inputs` is `"text"`.
     """
 
     loss: torch.Tensor | None = None
@@ -330,6 +332,13 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
     non-pre-trained model differ only in their encoder weights, and a single linear layer keeps the head small for
     few-shot fine-tuning.
 
+    `config.classifier_inputs` picks what the classifier reads: `"audio_text"` (the fusion above, the default),
+    `"text"` or `"audio"` (one tower's pooled state alone): the single-modality baselines of a fused score, on the same
+    splits and seeds (unlike Table 4's frozen encoders, which still feed the classifier). Its forward runs only the
+    tower it reads, so the other modality's inputs may be given (the processor emits both) or omitted; the unused
+    tower keeps its weights, so that the same checkpoints load, but is frozen: it gets no gradient, and the optimizer
+    and DistributedDataParallel skip it.
+
     `config.freeze_audio_encoder` / `config.freeze_text_encoder` fix an encoder's weights (Table 4),
     `freeze_audio_feature_encoder` / `num_frozen_audio_layers` parts of the audio encoder. The problem
     type follows transformers: `num_labels == 1` regression, integer labels single-label classification (binary
@@ -353,11 +362,31 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         self.num_labels = config.num_labels
         self._build_encoders(config, audio_model, text_model)
         self.dropout = nn.Dropout(config.classifier_dropout)
+        widths = {"audio": config.audio_config.hidden_size, "text": config.text_config.hidden_size}
         self.classifier = nn.Linear(
-            config.audio_config.hidden_size + config.text_config.hidden_size, config.num_labels
+            sum(widths[tower] for tower in self._classifier_towers), config.num_labels
         )
         self.post_init()
         self._apply_encoder_freezing()
+
+    @property
+    def _classifier_towers(self) -> tuple[str, ...]:
+        """The towers whose pooled states the classifier reads, in the order they are concatenated."""
+        return {"audio_text": ("audio", "text"), "text": ("text",), "audio": ("audio",)}[
+            self.config.classifier_inputs
+        ]
+
+    def _apply_encoder_freezing(self) -> None:
+        """The config's encoder freezing, and the tower the classifier does not read (with the audio layer weights,
+        which only pool audio) frozen too: it would get no gradient, which DistributedDataParallel rejects, and
+        the optimizer would carry it for nothing."""
+        super()._apply_encoder_freezing()
+        if "audio" not in self._classifier_towers:
+            self.audio_model.requires_grad_(False)
+            if self.audio_layer_weights is not None:
+                self.audio_layer_weights.requires_grad_(False)
+        if "text" not in self._classifier_towers:
+            self.text_model.requires_grad_(False)
 
     @can_return_tuple
     def forward(
@@ -373,34 +402,44 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
     ) -> tuple | DsclapSequenceClassifierOutput:
-        """Classify paired (clip, transcript) rows.
+        """Classify paired (clip, transcript) rows, or clips or transcripts alone (`config.classifier_inputs`).
 
         Args:
             input_values, audio_attention_mask, input_features: The feature extractor's output (`input_values` for
-                raw-waveform audio encoders, `input_features` for Whisper).
-            input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output.
+                raw-waveform audio encoders, `input_features` for Whisper); ignored, and optional, when
+                `config.classifier_inputs` is `"text"`.
+            input_ids, attention_mask, token_type_ids, position_ids: The tokenizer's output; ignored, and optional,
+                when `config.classifier_inputs` is `"audio"`.
             labels: `(batch,)` class indices for single-label classification (`num_labels > 1`), `(batch,)` floats
                 for regression (`num_labels == 1`), or `(batch, num_labels)` multi-hot floats for multi-label
                 classification.
         """
-        audio_outputs, text_outputs = self._encode_pair(
-            input_values,
-            input_features,
-            audio_attention_mask,
-            input_ids,
-            attention_mask,
-            token_type_ids,
-            position_ids,
-            output_attentions,
-            output_hidden_states,
-        )
-        if audio_outputs.pooler_output.shape[0] != text_outputs.pooler_output.shape[0]:
+        towers = self._classifier_towers
+        audio_outputs = text_outputs = None
+        if "audio" in towers:
+            audio_outputs = self._encode_audio(
+                input_values, input_features, audio_attention_mask, output_attentions, output_hidden_states
+            )
+        if "text" in towers:
+            text_outputs = self._encode_text(
+                input_ids,
+                attention_mask,
+                token_type_ids,
+                position_ids,
+                output_attentions,
+                output_hidden_states,
+            )
+        if (
+            audio_outputs is not None
+            and text_outputs is not None
+            and audio_outputs.pooler_output.shape[0] != text_outputs.pooler_output.shape[0]
+        ):
             raise ValueError(
                 f"Got {audio_outputs.pooler_output.shape[0]} clips and {text_outputs.pooler_output.shape[0]} "
                 "transcripts: classification needs one transcript per clip, in the same order."
             )
-        fused = torch.cat([audio_outputs.pooler_output, text_outputs.pooler_output], dim=-1)
-        logits = self.classifier(self.dropout(fused))
+        pooled = [outputs.pooler_output for outputs in (audio_outputs, text_outputs) if outputs is not None]
+        logits = self.classifier(self.dropout(torch.cat(pooled, dim=-1)))
         loss = None
         if labels is not None:
             loss = self.loss_function(labels=labels, pooled_logits=logits, config=self.config)

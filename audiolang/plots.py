@@ -34,9 +34,9 @@ PLOT_FILES = {
     "predicted_vs_true": "predicted_vs_true.png",
 }
 # The tasks of `audiolang.metrics.make_compute_metrics`, by the plots that suit them.
-CLASSIFICATION_TASKS = ("directed", "intent", "emotion")
-REGRESSION_TASKS = ("valence",)
-VERIFICATION_TASKS = ("speaker",)
+CLASSIFICATION_TASKS = ("directed", "intent", "emotion", "classification")
+REGRESSION_TASKS = ("valence", "regression")
+VERIFICATION_TASKS = ("speaker", "speaker_verification")
 
 LossCurves = dict[str, dict[str, tuple[list[int], list[float]]]]
 

@@ -37,6 +37,7 @@ from audiolang.training import (
     TEXT_COLUMNS,
     AudioTextTrainer,
     DataCollatorForAudioText,
+    DatasetArguments,
     RunArguments,
     add_length_column,
     add_row_index,
@@ -44,10 +45,11 @@ from audiolang.training import (
     check_model_labels,
     check_output_folder,
     configure_logging,
+    ensure_text_column,
     evaluate_test_split,
-    load_splits,
+    load_labelled_splits,
     min_audio_samples,
-    task_dataset,
+    resolve_task,
 )
 
 logger = logging.getLogger("run_evaluate")
@@ -58,52 +60,96 @@ EVALUATION_TASKS = tuple(task for task in TASKS if task != "speaker")
 @dataclass
 class EvaluateArguments:
     model_name_or_path: str = field(metadata={"help": "a fine-tuned classifier folder (or hub id)"})
-    task: str = field(default="directed", metadata={"help": f"one of {EVALUATION_TASKS}"})
-    split: str = field(default="test", metadata={"help": "the split to evaluate"})
-    text_source: str = field(default="asr", metadata={"help": "asr (the asr_text column) or manual (text)"})
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "load_from_disk folder; default: the corpus"}
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": f"a shorthand for one of the corpus' label columns, one of {EVALUATION_TASKS} (default without "
+            "--label_column_name: directed)"
+        },
     )
-    corpus_preset: str = field(default="default")
-    corpus_dir: str | None = field(default=None)
-    corpus_seed: int = field(default=0)
-    audio_column: str = field(default="audio")
+    label_column_name: str | None = field(
+        default=None,
+        metadata={"help": "your dataset's label column (instead of --task), in the model's label names"},
+    )
+    task_type: str | None = field(
+        default=None, metadata={"help": "classification or regression (default: inferred from the labels)"}
+    )
+    split: str = field(
+        default="test",
+        metadata={
+            "help": "the split to evaluate (a dataset with only a training split: the test or validation split "
+            "run_finetune.py made from it, with the same --seed and percentages)"
+        },
+    )
+    text_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "the transcripts the model reads (default: --text_source's column of the corpus); a dataset "
+            "without this column is transcribed with --asr",
+            "aliases": ["--text_column"],
+        },
+    )
+    text_source: str = field(default="asr", metadata={"help": "asr (the asr_text column) or manual (text)"})
+    asr: str = field(
+        default="whisper-tiny.en",
+        metadata={
+            "help": "the recogniser (an audiolang.load_asr spec) that transcribes a dataset without text"
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = HfArgumentParser((EvaluateArguments, RunArguments, TrainingArguments))
-    args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((EvaluateArguments, DatasetArguments, RunArguments, TrainingArguments))
+    args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
-    if args.task not in EVALUATION_TASKS:
+    if args.task is not None and args.task not in EVALUATION_TASKS:
         raise ValueError(f"--task must be one of {EVALUATION_TASKS}, got {args.task!r}")
     if args.text_source not in TEXT_COLUMNS:
         raise ValueError(f"--text_source must be one of {sorted(TEXT_COLUMNS)}, got {args.text_source!r}")
+    spec = resolve_task(args.task, args.label_column_name, args.task_type)
     check_output_folder(training_args.output_dir, "--output_dir", run_args.overwrite_output_dir)
     training_args.remove_unused_columns = False
     model = AutoModelForSequenceClassification.from_pretrained(args.model_name_or_path)
     processor = AutoProcessor.from_pretrained(args.model_name_or_path)
+    text_column = args.text_column_name or TEXT_COLUMNS[args.text_source]
+    audio_column = data_args.audio_column_name
 
     with training_args.main_process_first(desc="dataset preparation"):
-        data = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
-        if args.split not in data:
-            raise ValueError(f"--split {args.split!r} is not in the dataset, which has {sorted(data)}")
-        dataset, label_names = task_dataset(data[args.split], args.task)
-        check_model_labels(model.config, label_names, args.task)
+        # The corpus' tasks check the model's classes against the column's; any other labels are read in the
+        # model's own label names (a label it does not know is an error naming it).
+        model_labels = (
+            None
+            if args.task is not None or model.config.num_labels == 1
+            else [model.config.id2label[i] for i in range(model.config.num_labels)]
+        )
+        splits, spec, label_names = load_labelled_splits(
+            data_args,
+            spec,
+            (args.split,),
+            processor.feature_extractor.sampling_rate,
+            training_args.seed,
+            make_missing=(data_args.validation_split_name, data_args.test_split_name),
+            label_names=model_labels,
+        )
+        check_model_labels(model.config, label_names, spec.name)
+        splits = ensure_text_column(
+            splits, text_column, audio_column, args.asr, run_args.preprocessing_num_workers
+        )
         dataset = check_audio(
-            {args.split: add_row_index(dataset)},
-            audio_column=args.audio_column,
+            {args.split: add_row_index(splits[args.split])},
+            audio_column=audio_column,
             sampling_rate=processor.feature_extractor.sampling_rate,
             min_samples=min_audio_samples(processor.feature_extractor, getattr(model, "audio_model", None)),
             bad_audio=run_args.bad_audio,
             num_proc=run_args.preprocessing_num_workers,
         )[args.split]
         # group_by_length groups evaluation batches too.
-        dataset = add_length_column(dataset)
+        dataset = add_length_column(dataset, audio_column)
 
     collator = DataCollatorForAudioText(
         processor,
-        audio_column=args.audio_column,
-        text_column=TEXT_COLUMNS[args.text_source],
+        audio_column=audio_column,
+        text_column=text_column,
         label_column="labels",
         index_column=ROW_INDEX_COLUMN,
     )
@@ -112,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         args=training_args,
         data_collator=collator,
         processing_class=processor,
-        compute_metrics=make_compute_metrics(args.task),
+        compute_metrics=make_compute_metrics(spec.name),
     )
     metrics, prediction = evaluate_test_split(
         trainer, dataset, training_args.output_dir, metric_key_prefix=args.split, return_outputs=True
@@ -122,7 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     trainer.save_metrics(args.split, metrics)
     if trainer.is_world_process_zero():
         write_evaluation_plots(
-            args.task,
+            spec.name,
             prediction.label_ids,
             prediction.predictions,
             label_names,

@@ -48,6 +48,7 @@ from datasets import Dataset, DatasetDict, concatenate_datasets
 from transformers import (
     AutoConfig,
     AutoProcessor,
+    EarlyStoppingCallback,
     HfArgumentParser,
     PreTrainedConfig,
     TrainingArguments,
@@ -71,26 +72,34 @@ from audiolang.metrics import TRAINER_BOOKKEEPING, make_compute_metrics, summari
 from audiolang.pipelines import corpus_asr, save_asr_config, save_custom_pipeline
 from audiolang.plots import write_evaluation_plots, write_training_curves
 from audiolang.training import (
+    BEST_MODEL_METRICS,
+    EARLY_STOPPING_PATIENCE,
     ROW_INDEX_COLUMN,
+    TASK_TYPES,
     TASKS,
     TEXT_COLUMNS,
+    TEXT_ENCODER_LEARNING_RATE,
     AudioTextTrainer,
     DataCollatorForAudioText,
+    DatasetArguments,
+    FinetuneTrainingArguments,
     RunArguments,
+    TaskSpec,
     add_length_column,
     add_row_index,
     check_audio,
     check_model_family,
     configure_logging,
+    ensure_text_column,
     evaluate_test_split,
     few_shot,
     k_fold_splits,
-    load_splits,
+    load_labelled_splits,
     min_audio_samples,
     parse_config_overrides,
+    resolve_task,
     resume_checkpoint,
     speaker_verification_metrics,
-    task_dataset,
 )
 
 logger = logging.getLogger("run_finetune")
@@ -120,13 +129,62 @@ SOURCE_FAMILIES = {
 class FinetuneArguments:
     model_name_or_path: str = field(metadata={"help": "a saved model folder of the family (or hub id)"})
     model_type: str = field(default="dsclap", metadata={"help": f"one of {sorted(MODEL_CLASSES)}"})
-    task: str = field(default="directed", metadata={"help": f"one of {sorted(TASKS)}"})
-    text_source: str = field(default="asr", metadata={"help": "asr (the asr_text column) or manual (text)"})
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": f"a shorthand for one of the embedded corpus' label columns, one of {sorted(TASKS)} (default "
+            "without --label_column_name: directed)"
+        },
+    )
+    label_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "your dataset's label column (instead of --task): strings, integers or a ClassLabel classify "
+            "(the names become the model's id2label), floats regress"
+        },
+    )
+    task_type: str | None = field(
+        default=None,
+        metadata={"help": f"one of {TASK_TYPES} (default: inferred from the label column)"},
+    )
+    text_column_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "the transcripts the model reads (default: --text_source's column of the corpus); a dataset "
+            "without this column is transcribed with --asr",
+            "aliases": ["--text_column"],
+        },
+    )
+    text_source: str = field(
+        default="asr",
+        metadata={"help": "the corpus' transcripts: asr (the asr_text column) or manual (text)"},
+    )
+    asr: str = field(
+        default="whisper-tiny.en",
+        metadata={
+            "help": "the recogniser (an audiolang.load_asr spec) that transcribes a dataset without text"
+        },
+    )
+    trial_split_name: str = field(
+        default="speaker_test",
+        metadata={
+            "help": "speaker verification: the split of unseen speakers whose trials are scored",
+            "aliases": ["--speaker_test_split"],
+        },
+    )
+    early_stopping_patience: int = field(
+        default=EARLY_STOPPING_PATIENCE,
+        metadata={
+            "help": "stop after this many evaluations without a better --metric_for_best_model (0: never); the best "
+            "checkpoint is kept (--load_best_model_at_end)"
+        },
+    )
     train_size: int | None = field(
         default=None, metadata={"help": "few-shot: a seeded subset of N training rows"}
     )
     text_encoder_learning_rate: float | None = field(
-        default=None, metadata={"help": "learning rate of the text tower (default: --learning_rate)"}
+        default=TEXT_ENCODER_LEARNING_RATE,
+        metadata={"help": "learning rate of the text tower (dsclap, turbo; None: --learning_rate)"},
     )
     audio_encoder_learning_rate: float | None = field(
         default=None, metadata={"help": "learning rate of the audio tower (default: --learning_rate)"}
@@ -168,27 +226,15 @@ class FinetuneArguments:
             "(--objective, --classification_weight, --freeze_*) take that argument"
         },
     )
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "load_from_disk folder; default: the corpus"}
-    )
-    corpus_preset: str = field(default="default")
-    corpus_dir: str | None = field(default=None)
-    corpus_seed: int = field(default=0)
-    train_split: str = field(default="train")
-    validation_split: str = field(default="validation")
-    test_split: str = field(default="test")
-    speaker_test_split: str = field(
-        default="speaker_test", metadata={"help": "task speaker: the split of unseen speakers for the trials"}
-    )
-    audio_column: str = field(default="audio")
     save_model: bool = field(default=True, metadata={"help": "save the fine-tuned model and its card"})
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((FinetuneArguments, RunArguments, TrainingArguments))
-    args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    parser = HfArgumentParser((FinetuneArguments, DatasetArguments, RunArguments, FinetuneTrainingArguments))
+    args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
     validate_arguments(args)
+    spec = resolve_task(args.task, args.label_column_name, args.task_type)
     check_model_family(args.model_name_or_path, SOURCE_FAMILIES[args.model_type], option="--model_type")
     output_dir = Path(training_args.output_dir)
     fold_dirs = (
@@ -213,20 +259,30 @@ def main(argv: list[str] | None = None) -> dict:
     processor = load_processor(args)
 
     with training_args.main_process_first(desc="dataset preparation"):
-        splits, label_names = load_task_splits(args)
+        splits, spec, label_names = load_task_splits(
+            args, data_args, spec, processor.feature_extractor.sampling_rate, training_args.seed
+        )
+        text_column = args.text_column_name or TEXT_COLUMNS[args.text_source]
+        splits = ensure_text_column(
+            splits, text_column, data_args.audio_column_name, args.asr, run_args.preprocessing_num_workers
+        )
         # The first run's model tells how short a clip its audio encoder can take.
-        model = load_model(args, label_names)
+        model = load_model(args, spec, label_names)
         splits = check_audio(
             splits,
-            audio_column=args.audio_column,
+            audio_column=data_args.audio_column_name,
             sampling_rate=processor.feature_extractor.sampling_rate,
             min_samples=min_audio_samples(processor.feature_extractor, getattr(model, "audio_model", None)),
             bad_audio=run_args.bad_audio,
             num_proc=run_args.preprocessing_num_workers,
         )
         # group_by_length groups evaluation batches too, so every split needs its lengths.
-        splits = DatasetDict({name: add_length_column(split) for name, split in splits.items()})
-        folds = make_folds(args, splits, training_args.seed)
+        splits = DatasetDict(
+            {name: add_length_column(split, data_args.audio_column_name) for name, split in splits.items()}
+        )
+        folds = make_folds(args, data_args, spec, splits, training_args.seed)
+    apply_recipe(training_args, spec, args)
+    run = FinetuneRun(args, data_args, spec, text_column)
 
     runs = []
     for index, (fold, folder, checkpoint) in enumerate(zip(folds, fold_dirs, checkpoints, strict=True)):
@@ -235,17 +291,45 @@ def main(argv: list[str] | None = None) -> dict:
             logger.info("fold %d of %d", index + 1, len(folds))
             fold_args = replace(training_args, output_dir=str(folder))
             set_seed(training_args.seed)
-            model = model if index == 0 else load_model(args, label_names)
+            model = model if index == 0 else load_model(args, spec, label_names)
         runs.append(
-            train_and_evaluate(args, fold_args, model, processor, fold, checkpoint, save=len(folds) == 1)
+            train_and_evaluate(run, fold_args, model, processor, fold, checkpoint, save=len(folds) == 1)
         )
 
-    results = {**run_description(args, training_args, runs[0]), **summarise_runs(runs)}
+    results = {**run_description(run, training_args, runs[0]), **summarise_runs(runs)}
     if training_args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "finetune_results.json").write_text(json.dumps(results, indent=2))
         logger.info("test results: %s", json.dumps({k: v for k, v in results.items() if k != "folds"}))
     return results
+
+
+@dataclass
+class FinetuneRun:
+    """What a fine-tuning run's steps share: its arguments, the resolved task and the transcript column."""
+
+    args: FinetuneArguments
+    data_args: DatasetArguments
+    spec: TaskSpec
+    text_column: str
+
+
+def apply_recipe(training_args: TrainingArguments, spec: TaskSpec, args: FinetuneArguments) -> None:
+    """The default recipe's choices that depend on the task: the metric that picks the best checkpoint (unless
+    --metric_for_best_model names one) and early stopping (`build_callbacks`)."""
+    if training_args.load_best_model_at_end and training_args.metric_for_best_model in (None, "loss"):
+        metric, greater = BEST_MODEL_METRICS[spec.name]
+        training_args.metric_for_best_model = metric
+        training_args.greater_is_better = greater
+        logger.info(
+            "the best checkpoint by validation %s (%s is better)", metric, "higher" if greater else "lower"
+        )
+
+
+def build_callbacks(training_args: TrainingArguments, args: FinetuneArguments) -> list:
+    if args.early_stopping_patience > 0 and training_args.load_best_model_at_end:
+        return [EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience)]
+    return []
 
 
 def validate_arguments(args: FinetuneArguments) -> None:
@@ -259,13 +343,14 @@ def validate_arguments(args: FinetuneArguments) -> None:
         raise ValueError("--objective and --classification_weight apply to --model_type turbo only")
     if args.objective is not None and args.objective not in TURBO_OBJECTIVES:
         raise ValueError(f"--objective must be one of {TURBO_OBJECTIVES}, got {args.objective!r}")
-    if args.task == "speaker" and args.model_type not in SPEAKER_MODEL_CLASSES:
+    verification = args.task == "speaker" or args.task_type == "speaker_verification"
+    if verification and args.model_type not in SPEAKER_MODEL_CLASSES:
         raise ValueError(
-            f"--task speaker needs a speaker-verification head: --model_type {sorted(SPEAKER_MODEL_CLASSES)}"
+            f"speaker verification needs a speaker-verification head: --model_type {sorted(SPEAKER_MODEL_CLASSES)}"
         )
-    if args.task == "speaker" and args.num_folds > 1:
+    if verification and args.num_folds > 1:
         raise ValueError(
-            "--task speaker tests on unseen speakers (--speaker_test_split): --num_folds must be 1"
+            "speaker verification tests on unseen speakers (--trial_split_name): --num_folds must be 1"
         )
     if args.model_type not in FREEZABLE and (args.freeze_audio_encoder or args.freeze_text_encoder):
         raise ValueError(f"--freeze_* apply to --model_type {FREEZABLE} only")
@@ -280,6 +365,11 @@ def validate_arguments(args: FinetuneArguments) -> None:
             "--text_encoder_learning_rate and --audio_encoder_learning_rate apply to the dual encoders (dsclap, "
             "turbo): for ctal and lrat, --encoder_learning_rate sets the rate of the pre-trained encoder"
         )
+    if args.model_type in FREEZABLE and args.text_encoder_learning_rate is None:
+        # The recipe's rate for a pretrained text tower (benchmarks/results/finetune_recipe.md).
+        args.text_encoder_learning_rate = TEXT_ENCODER_LEARNING_RATE
+    if args.early_stopping_patience < 0:
+        raise ValueError(f"--early_stopping_patience must be >= 0, got {args.early_stopping_patience}")
     if args.num_folds < 1:
         raise ValueError(f"--num_folds must be >= 1, got {args.num_folds}")
     if args.num_folds == 2:
@@ -288,37 +378,43 @@ def validate_arguments(args: FinetuneArguments) -> None:
         )
 
 
-def load_task_splits(args: FinetuneArguments) -> tuple[DatasetDict, list[str] | None]:
-    """The splits a run uses, with the task's `labels` and row indices; and the label names (None for
-    regression). Speaker verification's trial split has no labels: its speakers are outside the classifier's."""
-    if args.task == "speaker":
-        names = (args.train_split, args.validation_split)
+def load_task_splits(
+    args: FinetuneArguments, data_args: DatasetArguments, spec: TaskSpec, sampling_rate: int, seed: int
+) -> tuple[DatasetDict, TaskSpec, list[str] | None]:
+    """The splits a run uses, with the task's `labels` and row indices; the task with its type resolved; and the
+    label names (None for regression). A dataset without validation or test split gets them from its training split
+    (seeded, stratified by label). Speaker verification's trial split has no labels: its speakers are outside the
+    classifier's."""
+    trials: tuple[str, ...] = ()
+    if spec.task_type == "speaker_verification":
+        names: tuple[str, ...] = (data_args.train_split_name, data_args.validation_split_name)
+        trials = (args.trial_split_name,)
+        make = (data_args.validation_split_name,)
     elif args.num_folds == 1:
-        names = (args.train_split, args.validation_split, args.test_split)
+        names = (data_args.train_split_name, data_args.validation_split_name, data_args.test_split_name)
+        make = (data_args.validation_split_name, data_args.test_split_name)
     else:
         names = tuple(name.strip() for name in args.cv_splits.split(",") if name.strip())
-    data = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
-    wanted = (*names, args.speaker_test_split) if args.task == "speaker" else names
-    missing = [name for name in wanted if name not in data]
-    if missing:
-        raise ValueError(f"split(s) {missing} not in the dataset, which has {sorted(data)}")
-    splits, label_names = task_dataset(DatasetDict({name: data[name] for name in names}), args.task)
-    if args.task == "speaker":
-        splits[args.speaker_test_split] = data[args.speaker_test_split]
-    return DatasetDict({name: add_row_index(split) for name, split in splits.items()}), label_names
+        make = ()
+    splits, spec, label_names = load_labelled_splits(
+        data_args, spec, (*names, *trials), sampling_rate, seed, make_missing=make, unlabelled_splits=trials
+    )
+    return DatasetDict({name: add_row_index(split) for name, split in splits.items()}), spec, label_names
 
 
-def make_folds(args: FinetuneArguments, splits: DatasetDict, seed: int) -> list[DatasetDict]:
+def make_folds(
+    args: FinetuneArguments, data_args: DatasetArguments, spec: TaskSpec, splits: DatasetDict, seed: int
+) -> list[DatasetDict]:
     """The train/validation/test splits of each run: the fixed splits, or k cross-validation folds."""
     if args.num_folds > 1:
         return k_fold_splits(
             concatenate_datasets(list(splits.values())), args.num_folds, seed, args.train_size
         )
-    test = args.speaker_test_split if args.task == "speaker" else args.test_split
+    test = args.trial_split_name if spec.task_type == "speaker_verification" else data_args.test_split_name
     return [
         DatasetDict(
-            train=few_shot(splits[args.train_split], args.train_size, seed),
-            validation=splits[args.validation_split],
+            train=few_shot(splits[data_args.train_split_name], args.train_size, seed),
+            validation=splits[data_args.validation_split_name],
             test=splits[test],
         )
     ]
@@ -351,7 +447,7 @@ def config_overrides(args: FinetuneArguments) -> dict[str, Any]:
     return overrides
 
 
-def load_model(args: FinetuneArguments, label_names: list[str] | None):
+def load_model(args: FinetuneArguments, spec: TaskSpec, label_names: list[str] | None):
     regression = label_names is None
     overrides = config_overrides(args)
     if args.objective is not None:
@@ -362,12 +458,11 @@ def load_model(args: FinetuneArguments, label_names: list[str] | None):
         overrides.update(
             freeze_audio_encoder=args.freeze_audio_encoder, freeze_text_encoder=args.freeze_text_encoder
         )
-    classes = SPEAKER_MODEL_CLASSES if args.task == "speaker" else MODEL_CLASSES
+    classes = SPEAKER_MODEL_CLASSES if spec.task_type == "speaker_verification" else MODEL_CLASSES
     if regression:
-        # The one output is named after the task: the pipeline's label for the predicted value.
-        overrides.update(
-            num_labels=1, problem_type="regression", id2label={0: args.task}, label2id={args.task: 0}
-        )
+        # The one output is named after the label column: the pipeline's label for the predicted value.
+        name = spec.label_column
+        overrides.update(num_labels=1, problem_type="regression", id2label={0: name}, label2id={name: 0})
     else:
         # Passing id2label=None for regression would reset num_labels in some configs: only name real classes.
         overrides.update(
@@ -390,7 +485,7 @@ def load_processor(args: FinetuneArguments):
 
 
 def train_and_evaluate(
-    args: FinetuneArguments,
+    run: FinetuneRun,
     training_args: TrainingArguments,
     model,
     processor,
@@ -399,10 +494,12 @@ def train_and_evaluate(
     save: bool,
 ) -> dict:
     """Fine-tune on ``splits["train"]`` (``validation`` is the Trainer's eval set), save, then test on ``test``."""
+    args, spec = run.args, run.spec
+    audio_column = run.data_args.audio_column_name
     collator = DataCollatorForAudioText(
         processor,
-        audio_column=args.audio_column,
-        text_column=TEXT_COLUMNS[args.text_source],
+        audio_column=audio_column,
+        text_column=run.text_column,
         label_column="labels",
         index_column=ROW_INDEX_COLUMN,
     )
@@ -413,7 +510,8 @@ def train_and_evaluate(
         eval_dataset=splits["validation"],
         data_collator=collator,
         processing_class=processor,
-        compute_metrics=make_compute_metrics(args.task),
+        compute_metrics=make_compute_metrics(spec.name),
+        callbacks=build_callbacks(training_args, args),
         module_learning_rates={
             "text_model.": args.text_encoder_learning_rate,
             "audio_model.": args.audio_encoder_learning_rate,
@@ -422,55 +520,84 @@ def train_and_evaluate(
     )
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     out = Path(training_args.output_dir)
+    verification = spec.task_type == "speaker_verification"
     if save and args.save_model:
         # Before the test evaluation, so that a failing evaluation never loses the training.
         trainer.save_model()
-        if args.task != "speaker" and trainer.is_world_process_zero():
-            export_pipeline(args, out)
-    metrics = {**train_result.metrics, "train_samples": splits["train"].num_rows}
+        if not verification and trainer.is_world_process_zero():
+            export_pipeline(run, out)
+    metrics = {**train_result.metrics, **best_checkpoint(trainer), "train_samples": splits["train"].num_rows}
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
 
-    if args.task == "speaker":
+    if verification:
         metrics, outputs = speaker_verification_metrics(
             trainer,
             processor,
             splits["test"],
-            TEXT_COLUMNS[args.text_source],
-            args.audio_column,
+            run.text_column,
+            audio_column,
+            speaker_column=spec.label_column,
             return_outputs=True,
         )
-        labels, label_names = splits["test"][TASKS["speaker"]], None
+        labels, label_names = splits["test"][spec.label_column], None
     else:
         metrics, prediction = evaluate_test_split(trainer, splits["test"], out, return_outputs=True)
         labels, outputs = prediction.label_ids, prediction.predictions
         config = trainer.model.config
         label_names = (
-            None if args.task == "valence" else [config.id2label[i] for i in range(config.num_labels)]
+            None if spec.task_type == "regression" else [config.id2label[i] for i in range(config.num_labels)]
         )
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
     if trainer.is_world_process_zero():
-        write_training_curves(out, title=f"{args.model_type} fine-tuning: {args.task}")
-        write_evaluation_plots(args.task, labels, outputs, label_names, out)
-    run = {
+        write_training_curves(out, title=f"{args.model_type} fine-tuning: {spec.label_column}")
+        write_evaluation_plots(spec.name, labels, outputs, label_names, out)
+    result = {
         "objective": getattr(trainer.model.config, "objective", None),
         "train_size": splits["train"].num_rows,
         "test_size": splits["test"].num_rows,
+        "epochs_trained": trainer.state.epoch,
+        **best_checkpoint(trainer),
         **metrics,
     }
     if save and args.save_model and trainer.is_world_process_zero():
-        write_card(args, training_args, out, run, splits["test"])
-    return run
+        write_card(run, training_args, out, result, splits["test"])
+    return result
 
 
-def run_description(args: FinetuneArguments, training_args: TrainingArguments, first_run: dict) -> dict:
+def best_epoch(state) -> float | None:
+    """The epoch of the checkpoint `load_best_model_at_end` kept (from the evaluation log)."""
+    if state.best_model_checkpoint is None:
+        return None
+    step = int(state.best_model_checkpoint.rstrip("/").split("-")[-1])
+    return next((entry["epoch"] for entry in state.log_history if entry.get("step") == step), None)
+
+
+def best_checkpoint(trainer) -> dict:
+    """The kept checkpoint's validation score and epoch (`load_best_model_at_end`), which the results record beside
+    the test scores; empty without one."""
+    key = trainer.args.metric_for_best_model
+    if key is None or trainer.state.best_metric is None:
+        return {}
+    return {
+        f"best_eval_{key.removeprefix('eval_')}": trainer.state.best_metric,
+        "best_epoch": best_epoch(trainer.state),
+    }
+
+
+def run_description(run: FinetuneRun, training_args: TrainingArguments, first_run: dict) -> dict:
     """What the results file records about the run beside its metrics."""
+    args, data_args = run.args, run.data_args
     return {
         "model_type": args.model_type,
-        "task": args.task,
+        "task": run.spec.name,
+        "task_type": run.spec.task_type,
+        "label_column": run.spec.label_column,
+        "text_column": run.text_column,
         "model_name_or_path": args.model_name_or_path,
+        "dataset": dataset_description(data_args),
         "text_source": args.text_source,
         "objective": first_run["objective"],
         "seed": training_args.seed,
@@ -478,39 +605,59 @@ def run_description(args: FinetuneArguments, training_args: TrainingArguments, f
         "freeze_audio_encoder": args.freeze_audio_encoder,
         "freeze_text_encoder": args.freeze_text_encoder,
         "config_overrides": args.config_overrides,
+        "learning_rate": training_args.learning_rate,
+        "text_encoder_learning_rate": args.text_encoder_learning_rate,
+        "audio_encoder_learning_rate": args.audio_encoder_learning_rate,
+        "num_train_epochs": training_args.num_train_epochs,
+        "early_stopping_patience": args.early_stopping_patience,
+        "metric_for_best_model": training_args.metric_for_best_model,
     }
 
 
-def export_pipeline(args: FinetuneArguments, out: Path) -> None:
+def dataset_description(data_args: DatasetArguments) -> str:
+    if data_args.dataset_name or data_args.data_files:
+        parts = [data_args.dataset_name or "", data_args.dataset_config_name or ""]
+        parts += [f"data_dir={data_args.data_dir}"] if data_args.data_dir else []
+        parts += [f"data_files={' '.join(data_args.data_files)}"] if data_args.data_files else []
+        return " ".join(part for part in parts if part)
+    return data_args.dataset_path or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"
+
+
+def export_pipeline(run: FinetuneRun, out: Path) -> None:
     """Let the saved classifier serve `pipeline("audio-text-classification", model=out, trust_remote_code=True)`, and
-    with --text_source asr record the recogniser that made the training transcripts (`asr/asr_config.json`, with
-    pocketsphinx's domain language model), which the pipeline runs on clips given without a transcript."""
+    record the recogniser that made the training transcripts (`asr/asr_config.json`, with pocketsphinx's domain
+    language model), which the pipeline runs on clips given without a transcript: the corpus' recogniser for its
+    `asr_text`, or --asr when the run transcribed the data itself."""
     save_custom_pipeline(out)
-    if args.text_source != "asr":
+    args, data_args = run.args, run.data_args
+    if run.text_column == TEXT_COLUMNS["manual"] and not (data_args.dataset_name or data_args.data_files):
         return
-    corpus = args.dataset_path or corpus_dir(
-        CorpusConfig.from_preset(args.corpus_preset, seed=args.corpus_seed), args.corpus_dir
-    )
-    asr = corpus_asr(corpus)
-    if asr is None:
-        logger.warning(
-            "%s records no recogniser for its asr_text (not an audiolang corpus): the saved pipeline needs a "
-            "transcript or asr= per call; record one with audiolang.pipelines.save_asr_config(%r, spec, ...)",
-            corpus,
-            str(out),
+    corpus = None
+    if not (data_args.dataset_name or data_args.data_files):
+        corpus = data_args.dataset_path or corpus_dir(
+            CorpusConfig.from_preset(data_args.corpus_preset, seed=data_args.corpus_seed),
+            data_args.corpus_dir,
         )
+    asr = corpus_asr(corpus) if corpus is not None else None
+    if asr is None:
+        # Not an audiolang corpus: the transcripts were the user's own, or --asr made them (ensure_text_column).
+        logger.info(
+            "recording --asr %s as the pipeline's recogniser for clips without a transcript", args.asr
+        )
+        save_asr_config(out, args.asr)
         return
     save_asr_config(out, asr[0], **asr[1])
 
 
 def write_card(
-    args: FinetuneArguments, training_args: TrainingArguments, out: Path, run: dict, test: Dataset
+    run: FinetuneRun, training_args: TrainingArguments, out: Path, result: dict, test: Dataset
 ) -> None:
     """The saved model's card: the test metrics, widget clips of the test split, and the measured limits of the
     tested rows (where they carry the corpus' columns)."""
+    args, spec, data_args = run.args, run.spec, run.data_args
     metrics = [
-        Result(args.task, key[len("test_") :], float(value), split=args.test_split)
-        for key, value in run.items()
+        Result(spec.name, key[len("test_") :], float(value), split=data_args.test_split_name)
+        for key, value in result.items()
         if key.startswith("test_")
         and key[len("test_") :]
         not in TRAINER_BOOKKEEPING | {"size", "eer_threshold", "target_trials", "nontarget_trials"}
@@ -519,19 +666,23 @@ def write_card(
         out,
         family=args.model_type,
         base_models=[args.model_name_or_path],
-        datasets=[args.dataset_path or "audiolang embedded in-car corpus"],
+        datasets=[dataset_description(data_args)],
         results=metrics,
         pretraining={
-            "fine-tuning task": args.task,
-            "text source": args.text_source,
-            "training rows": run["train_size"],
+            "fine-tuning task": spec.name,
+            "label column": spec.label_column,
+            "text column": run.text_column,
+            "training rows": result["train_size"],
             "seed": training_args.seed,
-            **({"objective": run["objective"]} if run["objective"] else {}),
+            **({"objective": result["objective"]} if result["objective"] else {}),
         },
         examples=examples_from_dataset(
-            test, text_column=TEXT_COLUMNS[args.text_source], label_column=TASKS[args.task]
+            test,
+            text_column=run.text_column,
+            label_column=spec.label_column,
+            audio_column=data_args.audio_column_name,
         ),
-        corpus_statistics=corpus_statistics(DatasetDict({args.test_split: test}))
+        corpus_statistics=corpus_statistics(DatasetDict({data_args.test_split_name: test}))
         if set(STATISTICS_COLUMNS) <= set(test.column_names)
         else None,
     )

@@ -29,6 +29,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets import DatasetDict
 from transformers import HfArgumentParser, pipeline
 
 from audiolang.pipelines import TASK, AudioTextClassificationPipeline
@@ -40,7 +41,15 @@ from audiolang.pipelines.prediction import (
     predict_shard,
     shard_rows,
 )
-from audiolang.training import ShardArguments, configure_logging, load_splits, ready_to_merge
+from audiolang.training import (
+    DatasetArguments,
+    ShardArguments,
+    cast_audio_column,
+    configure_logging,
+    data_folder,
+    load_raw_splits,
+    ready_to_merge,
+)
 
 logger = logging.getLogger("run_predict")
 
@@ -54,18 +63,12 @@ class PredictArguments:
     audio_dir: str | None = field(
         default=None, metadata={"help": "Predict every audio file under this folder (instead of a dataset)."}
     )
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "A load_from_disk folder (default, without --audio_dir: the corpus)."}
-    )
-    corpus_preset: str = field(default="default")
-    corpus_dir: str | None = field(default=None)
-    corpus_seed: int = field(default=0)
     split: str = field(default="test", metadata={"help": "The dataset split to predict."})
-    audio_column: str = field(default="audio")
-    text_column: str | None = field(
+    text_column_name: str | None = field(
         default=None,
         metadata={
-            "help": "A dataset column of transcripts to read (default: the recogniser transcribes the clips)."
+            "help": "A dataset column of transcripts to read (default: the recogniser transcribes the clips).",
+            "aliases": ["--text_column"],
         },
     )
     asr: str | None = field(
@@ -82,7 +85,9 @@ class PredictArguments:
 
 
 def main(argv: list[str] | None = None) -> Path | None:
-    args, shards = HfArgumentParser((PredictArguments, ShardArguments)).parse_args_into_dataclasses(args=argv)
+    args, data_args, shards = HfArgumentParser(
+        (PredictArguments, DatasetArguments, ShardArguments)
+    ).parse_args_into_dataclasses(args=argv)
     configure_logging()
     output_file = Path(args.output_file)
     output_format(output_file)  # a bad name fails before any work
@@ -102,7 +107,9 @@ def main(argv: list[str] | None = None) -> Path | None:
             device=args.device,
             asr=args.asr,
         )
-        inputs, ids = shard_inputs(args, classifier.sampling_rate, shards.shard_index, shards.num_shards)
+        inputs, ids = shard_inputs(
+            args, data_args, classifier.sampling_rate, shards.shard_index, shards.num_shards
+        )
         predict_shard(
             classifier, inputs, ids, work_dir, shards.shard_index, shards.num_shards, args.batch_size
         )
@@ -114,21 +121,27 @@ def main(argv: list[str] | None = None) -> Path | None:
     return merged
 
 
-def shard_inputs(args: PredictArguments, sampling_rate: int, shard_index: int, num_shards: int) -> tuple:
+def shard_inputs(
+    args: PredictArguments, data_args: DatasetArguments, sampling_rate: int, shard_index: int, num_shards: int
+) -> tuple:
     """This shard's pipeline inputs and their ids (file paths, or the rows' indices in the split)."""
     if args.audio_dir is not None:
-        if args.dataset_path is not None or args.text_column is not None:
-            raise ValueError("--audio_dir predicts files: drop --dataset_path / --text_column")
+        if data_args.dataset_path or data_args.dataset_name or data_args.data_files or args.text_column_name:
+            raise ValueError(
+                "--audio_dir predicts files: drop --dataset_path / --dataset_name / --data_files / --text_column_name"
+            )
         files = audio_files(args.audio_dir)
         rows = shard_rows(len(files), num_shards, shard_index)
         return [str(files[i]) for i in rows], [str(files[i]) for i in rows]
-    data = load_splits(args.dataset_path, args.corpus_preset, args.corpus_dir, args.corpus_seed)
+    data = load_raw_splits(data_args)
     if args.split not in data:
         raise ValueError(f"--split {args.split!r} is not in the dataset, which has {sorted(data)}")
-    dataset = data[args.split]
-    rows = shard_rows(dataset.num_rows, num_shards, shard_index)
-    shard = dataset.select(rows)
-    return dataset_inputs(shard, sampling_rate, args.audio_column, args.text_column), list(rows)
+    rows = shard_rows(data[args.split].num_rows, num_shards, shard_index)
+    shard = DatasetDict({args.split: data[args.split].select(rows)})
+    shard = cast_audio_column(shard, data_args.audio_column_name, sampling_rate, data_folder(data_args))
+    return dataset_inputs(
+        shard[args.split], sampling_rate, data_args.audio_column_name, args.text_column_name
+    ), list(rows)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from huggingface_hub.errors import StrictDataclassClassValidationError
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoConfig,
@@ -431,6 +432,170 @@ def test_sequence_classification_loads_pretrained_encoders_and_freezes(
     assert all(param.grad is None and not param.requires_grad for param in model.audio_model.parameters())
     assert all(param.grad is not None for param in model.text_model.parameters())
     assert model.classifier.weight.grad is not None
+
+
+# --- single-modality classifiers (`classifier_inputs`) ------------------------------------------------------------------
+
+AUDIO_KEYS = ("input_values", "audio_attention_mask")
+TEXT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def tiny_classifier(
+    factory, classifier_inputs: str, seed: int = 0, **overrides
+) -> DsclapForSequenceClassification:
+    torch.manual_seed(seed)
+    return DsclapForSequenceClassification(
+        factory(num_labels=3, classifier_inputs=classifier_inputs, **overrides)
+    )
+
+
+def text_pooled_by_hand(model: DsclapForSequenceClassification, inputs: dict) -> torch.Tensor:
+    """The text tower's last states averaged over the real tokens."""
+    hidden = model.text_model(**{key: inputs[key] for key in TEXT_KEYS}).last_hidden_state
+    mask = inputs["attention_mask"].unsqueeze(-1).float()
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
+def audio_pooled_by_hand(model: DsclapForSequenceClassification, inputs: dict) -> torch.Tensor:
+    """The audio tower's last states averaged over the frames of real samples, the frame count worked out from the
+    convolution stem's kernels and strides."""
+    hidden = model.audio_model(
+        input_values=inputs["input_values"], attention_mask=inputs["audio_attention_mask"]
+    ).last_hidden_state
+    frames = inputs["audio_attention_mask"].sum(-1)
+    audio_config = model.config.audio_config
+    for kernel, stride in zip(audio_config.conv_kernel, audio_config.conv_stride, strict=True):
+        frames = (frames - kernel) // stride + 1
+    mask = (torch.arange(hidden.shape[1]) < frames[:, None]).unsqueeze(-1).float()
+    return (hidden * mask).sum(1) / mask.sum(1)
+
+
+def test_config_rejects_unknown_classifier_inputs() -> None:
+    with pytest.raises(
+        StrictDataclassClassValidationError,
+        match=r"`classifier_inputs` must be one of \('audio_text', 'text', 'audio'\), got 'both'",
+    ) as error:
+        DsclapConfig(classifier_inputs="both")
+    assert isinstance(error.value.__cause__, ValueError)
+
+
+def test_text_classifier_reads_the_text_tower_alone(
+    dsclap_config_factory, batch, processor, dsclap_waveforms
+) -> None:
+    model = tiny_classifier(dsclap_config_factory, "text").eval()
+    assert model.classifier.in_features == model.config.text_config.hidden_size
+    text = {key: batch[key] for key in TEXT_KEYS}
+    other_audio = dict(
+        processor(
+            audio=dsclap_waveforms(4000, 9000, 7000, 5000, seed=7), sampling_rate=16_000, return_tensors="pt"
+        )
+    )
+    # Clips too short for one frame of the audio tower, which any classifier that reads audio rejects.
+    too_short = {"input_values": torch.zeros(4, 10)}
+    with torch.no_grad():
+        out = model(**batch)
+        torch.testing.assert_close(out.logits, model.classifier(text_pooled_by_hand(model, batch)))
+        assert out.audio_model_output is None and out.text_model_output is not None
+        for audio in (other_audio, {}, too_short):
+            torch.testing.assert_close(model(**text, **audio).logits, out.logits, atol=0, rtol=0)
+
+
+def test_audio_classifier_reads_the_audio_tower_alone(dsclap_config_factory, batch, processor) -> None:
+    model = tiny_classifier(dsclap_config_factory, "audio").eval()
+    assert model.classifier.in_features == model.config.audio_config.hidden_size
+    audio = {key: batch[key] for key in AUDIO_KEYS}
+    other_text = dict(
+        processor.tokenizer(
+            ["close the window please", "news", "turn the radio volume up", "set a reminder"],
+            padding=True,
+            return_tensors="pt",
+        )
+    )
+    # Token ids outside the text tower's vocabulary, which would fail inside its embedding.
+    invalid_text = {"input_ids": torch.full((4, 3), 10**6)}
+    with torch.no_grad():
+        out = model(**batch)
+        torch.testing.assert_close(out.logits, model.classifier(audio_pooled_by_hand(model, batch)))
+        assert out.text_model_output is None and out.audio_model_output is not None
+        for text in (other_text, {}, invalid_text):
+            torch.testing.assert_close(model(**audio, **text).logits, out.logits, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "classifier_inputs, used, unused", [("text", "text", "audio"), ("audio", "audio", "text")]
+)
+def test_single_tower_classifier_trains_only_its_tower(
+    dsclap_config_factory, batch, classifier_inputs: str, used: str, unused: str
+) -> None:
+    model = tiny_classifier(
+        dsclap_config_factory, classifier_inputs, audio_config={"use_weighted_layer_sum": True}
+    ).train()
+    model(**batch, labels=torch.tensor([0, 1, 2, 0])).loss.backward()
+    used_parameters = list(getattr(model, f"{used}_model").parameters())
+    assert used_parameters and all(param.grad is not None for param in used_parameters)
+    assert all(
+        param.grad is None and not param.requires_grad
+        for param in getattr(model, f"{unused}_model").parameters()
+    )
+    # The audio layer weights only pool audio, so they train with the audio tower alone.
+    assert (
+        model.audio_layer_weights.requires_grad
+        == (model.audio_layer_weights.grad is not None)
+        == (used == "audio")
+    )
+    assert model.classifier.weight.grad is not None and model.classifier.bias.grad is not None
+
+
+@pytest.mark.parametrize("classifier_inputs", ["audio_text", "text", "audio"])
+def test_classifier_inputs_survive_save_and_load(
+    dsclap_config_factory, batch, tmp_path: Path, classifier_inputs: str
+) -> None:
+    model = tiny_classifier(dsclap_config_factory, classifier_inputs).eval()
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["classifier_inputs"] == classifier_inputs
+    reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(reloaded) is DsclapForSequenceClassification
+    assert reloaded.config.classifier_inputs == classifier_inputs
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, atol=0, rtol=0)
+    # Loading makes every parameter trainable again: the unused tower must be frozen once more.
+    frozen = [name for name, param in model.named_parameters() if not param.requires_grad]
+    assert [name for name, param in reloaded.named_parameters() if not param.requires_grad] == frozen
+
+
+def test_config_without_classifier_inputs_loads_as_audio_text(
+    dsclap_config_factory, batch, tmp_path: Path
+) -> None:
+    model = tiny_classifier(dsclap_config_factory, "audio_text").eval()
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "config.json"
+    saved = json.loads(config_file.read_text())
+    del saved["classifier_inputs"]  # as written before the field existed
+    config_file.write_text(json.dumps(saved))
+    reloaded = DsclapForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.classifier_inputs == "audio_text"
+    assert reloaded.classifier.in_features == 2 * 32
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, model(**batch).logits, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("classifier_inputs", ["text", "audio"])
+def test_single_tower_classifier_loads_both_towers_of_a_pretrained_folder(
+    dsclap_checkpoint: Path, classifier_inputs: str
+) -> None:
+    pretrained = DsclapModel.from_pretrained(dsclap_checkpoint).state_dict()
+    model, info = DsclapForSequenceClassification.from_pretrained(
+        dsclap_checkpoint, num_labels=3, classifier_inputs=classifier_inputs, output_loading_info=True
+    )
+    assert set(info["missing_keys"]) == {"classifier.weight", "classifier.bias"}
+    encoder_weights = {
+        name: value
+        for name, value in model.state_dict().items()
+        if name.startswith(("audio_model.", "text_model."))
+    }
+    assert {name.split(".")[0] for name in encoder_weights} == {"audio_model", "text_model"}
+    for name, value in encoder_weights.items():
+        torch.testing.assert_close(value, pretrained[name], atol=0, rtol=0)
 
 
 # --- Trainer ----------------------------------------------------------------------------------------------------------

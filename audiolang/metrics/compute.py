@@ -84,7 +84,7 @@ def _as_scores(values: np.ndarray, name: str) -> np.ndarray:
     if values.ndim == 2 and values.shape[1] == 1:
         return values[:, 0]
     if values.ndim != 1:
-        raise ValueError(f"task 'valence' expects {name} of shape (N,) or (N, 1), got {values.shape}.")
+        raise ValueError(f"regression expects {name} of shape (N,) or (N, 1), got {values.shape}.")
     return values
 
 
@@ -99,12 +99,28 @@ def _valence_metrics(prediction: EvalPrediction) -> dict[str, float]:
     }
 
 
+def _classification_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    predicted = _class_logits(prediction, "classification").argmax(axis=1)
+    labels = np.asarray(prediction.label_ids)
+    return {"accuracy": accuracy(predicted, labels), "macro_f1": macro_f1(predicted, labels)}
+
+
+def _regression_metrics(prediction: EvalPrediction) -> dict[str, float]:
+    scores = _as_scores(_model_output(prediction), "predictions")
+    labels = _as_scores(np.asarray(prediction.label_ids), "label_ids")
+    return {"mae": mae(scores, labels), "pearson": pearson(scores, labels)}
+
+
 _TASK_METRICS: dict[str, Callable[[EvalPrediction], dict[str, float]]] = {
     "directed": _directed_metrics,
     "intent": _intent_metrics,
     "emotion": _emotion_metrics,
     "valence": _valence_metrics,
     "speaker": _speaker_metrics,
+    # Any dataset's labels, by task type (`--label_column_name`).
+    "classification": _classification_metrics,
+    "regression": _regression_metrics,
+    "speaker_verification": _speaker_metrics,
 }
 TASKS: tuple[str, ...] = tuple(_TASK_METRICS)
 
@@ -121,7 +137,9 @@ def make_compute_metrics(task: str) -> Callable[[EvalPrediction], dict[str, floa
     * ``"emotion"``: ``wa`` (weighted accuracy), ``ua`` (unweighted accuracy);
     * ``"valence"`` (regression, predictions (N,) or (N, 1)): ``mae``, ``pearson``, ``acc2`` and ``f1``
       with neutral (0) references excluded, as in MulT/CTAL;
-    * ``"speaker"`` (speaker identification): ``accuracy``.
+    * ``"speaker"`` (speaker identification): ``accuracy``;
+    * any other dataset's labels by task type: ``"classification"`` ``accuracy``, ``macro_f1``;
+      ``"regression"`` ``mae``, ``pearson``; ``"speaker_verification"`` as ``"speaker"``.
     """
     try:
         return _TASK_METRICS[task]

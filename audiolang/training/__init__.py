@@ -3,6 +3,13 @@ lifecycle (logging, resuming, output-folder guards)."""
 
 from __future__ import annotations
 
+from .arguments import (
+    EARLY_STOPPING_PATIENCE,
+    TASK_TYPES,
+    TEXT_ENCODER_LEARNING_RATE,
+    DatasetArguments,
+    FinetuneTrainingArguments,
+)
 from .audio_checks import BadAudio, check_audio, find_bad_audio, min_audio_samples
 from .builders import (
     build_ctal,
@@ -18,6 +25,8 @@ from .collators import (
     mask_audio_spans,
 )
 from .data import (
+    BEST_MODEL_METRICS,
+    CORPUS_TASKS,
     ROW_INDEX_COLUMN,
     TASKS,
     TEXT_COLUMNS,
@@ -26,8 +35,10 @@ from .data import (
     drop_empty_transcripts,
     ensure_transcripts,
     few_shot,
+    infer_task_type,
     k_fold_splits,
     load_splits,
+    prepare_labels,
     task_dataset,
 )
 from .evaluation import (
@@ -66,9 +77,38 @@ from .lrat import (
     translate_rows,
     translation_quality,
 )
+from .sources import (
+    TaskSpec,
+    add_missing_splits,
+    cast_audio_column,
+    data_folder,
+    ensure_text_column,
+    load_labelled_splits,
+    load_raw_splits,
+    parse_data_files,
+    resolve_task,
+)
 from .trainer import AudioTextTrainer, ModuleLearningRateTrainer
 
 __all__ = [
+    "EARLY_STOPPING_PATIENCE",
+    "TASK_TYPES",
+    "TEXT_ENCODER_LEARNING_RATE",
+    "DatasetArguments",
+    "FinetuneTrainingArguments",
+    "BEST_MODEL_METRICS",
+    "CORPUS_TASKS",
+    "infer_task_type",
+    "prepare_labels",
+    "TaskSpec",
+    "add_missing_splits",
+    "cast_audio_column",
+    "data_folder",
+    "ensure_text_column",
+    "load_labelled_splits",
+    "load_raw_splits",
+    "parse_data_files",
+    "resolve_task",
     "AudioSpanMaskingOutput",
     "AudioTextTrainer",
     "BAD_AUDIO_CHOICES",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,17 @@ logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16_000
 
-# Fine-tuning tasks of the embedded corpus: label column, and whether rows without a label (-1) exist.
-TASKS: dict[str, str] = {
-    "directed": "directed",
-    "intent": "intent",
-    "emotion": "emotion",
-    "valence": "valence",
-    "speaker": "speaker_id",
+# The corpus' task names, shorthands for its columns: (label column, task type). `intent` keeps device-directed rows
+# only (passenger talk has no intent: -1).
+CORPUS_TASKS: dict[str, tuple[str, str]] = {
+    "directed": ("directed", "classification"),
+    "intent": ("intent", "classification"),
+    "emotion": ("emotion", "classification"),
+    "valence": ("valence", "regression"),
+    "speaker": ("speaker_id", "speaker_verification"),
 }
+# Their label columns.
+TASKS: dict[str, str] = {task: column for task, (column, _) in CORPUS_TASKS.items()}
 # `--text_source` of the run scripts: which column holds the transcripts the model reads.
 TEXT_COLUMNS: dict[str, str] = {"asr": "asr_text", "manual": "text"}
 
@@ -108,27 +112,24 @@ def add_length_column(
 
 
 def task_dataset(dataset: DatasetDict | Dataset, task: str) -> tuple[DatasetDict | Dataset, list[str] | None]:
-    """Rows and label names for a fine-tuning task; adds a ``labels`` column.
+    """Rows and label names for one of the corpus' tasks (`CORPUS_TASKS`); adds a ``labels`` column
+    (`prepare_labels`, the first split as the training split).
 
     ``intent`` keeps device-directed rows only (passenger talk has no intent); ``speaker`` maps speaker ids
-    to class indices over the given rows; ``valence`` is regression (label names None).
+    to class indices; ``valence`` is regression (label names None).
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {sorted(TASKS)}")
-    column = TASKS[task]
+    if task not in CORPUS_TASKS:
+        raise ValueError(
+            f"unknown task {task!r}; the corpus' tasks are {sorted(CORPUS_TASKS)}. For another dataset's labels, "
+            "pass --label_column_name (and --task_type when it cannot be inferred)"
+        )
+    column, task_type = CORPUS_TASKS[task]
     if task == "intent":
         dataset = dataset.filter(lambda y: y >= 0, input_columns=["intent"], desc="directed rows only")
-    if task == "speaker":
-        any_split = next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset
-        names = sorted(set(any_split[column]))
-        dataset = dataset.map(
-            lambda s: {"labels": names.index(s)}, input_columns=[column], desc="speaker labels"
-        )
-        return dataset, names
-    dataset = dataset.map(lambda y: {"labels": y}, input_columns=[column], desc=f"{task} labels")
-    any_split = next(iter(dataset.values())) if isinstance(dataset, DatasetDict) else dataset
-    feature = any_split.features[column]
-    return dataset, (list(feature.names) if isinstance(feature, ClassLabel) else None)
+    single = isinstance(dataset, Dataset)
+    splits = DatasetDict({"rows": dataset}) if single else dataset
+    splits, _, names = prepare_labels(splits, column, task_type, train_split=next(iter(splits)))
+    return (splits["rows"] if single else splits), names
 
 
 def few_shot(dataset: Dataset, size: int | None, seed: int) -> Dataset:
@@ -178,3 +179,137 @@ def add_row_index(dataset: Dataset, column: str = ROW_INDEX_COLUMN) -> Dataset:
     if column in dataset.column_names:
         return dataset
     return dataset.add_column(column, list(range(dataset.num_rows)))
+
+
+# --- labels as users have them -------------------------------------------------------------------------------------
+
+# The metric that picks the best checkpoint (`metric_for_best_model`) and whether greater is better, by task: the
+# corpus' tasks by name, any other by task type.
+BEST_MODEL_METRICS: dict[str, tuple[str, bool]] = {
+    "directed": ("accuracy", True),
+    "intent": ("accuracy", True),
+    "emotion": ("ua", True),
+    "valence": ("mae", False),
+    "speaker": ("accuracy", True),
+    "classification": ("accuracy", True),
+    "regression": ("mae", False),
+    "speaker_verification": ("accuracy", True),
+}
+
+
+def infer_task_type(feature: Any, column: str) -> str:
+    """The task type a label feature implies: `ClassLabel`, strings, booleans or integers -> classification;
+    floats -> regression."""
+    from datasets import Value
+
+    if isinstance(feature, ClassLabel):
+        return "classification"
+    if isinstance(feature, Value):
+        if feature.dtype in ("string", "large_string", "bool") or feature.dtype.startswith(("int", "uint")):
+            return "classification"
+        if feature.dtype.startswith("float"):
+            return "regression"
+    raise ValueError(
+        f"cannot tell the task type from the label column {column!r} ({feature!r}): pass --task_type "
+        "classification or regression"
+    )
+
+
+def _unlabelled_rows(values: list, feature: Any) -> list[int]:
+    missing = -1 if isinstance(feature, ClassLabel) else None
+    return [
+        i for i, value in enumerate(values) if value is None or (missing is not None and value == missing)
+    ]
+
+
+def _label_name(value: Any, feature: Any) -> str:
+    return feature.int2str(value) if isinstance(feature, ClassLabel) else str(value)
+
+
+def prepare_labels(
+    splits: DatasetDict,
+    label_column: str,
+    task_type: str | None = None,
+    train_split: str = "train",
+    label_names: Sequence[str] | None = None,
+    unlabelled_splits: Sequence[str] = (),
+) -> tuple[DatasetDict, str, list[str] | None]:
+    """Add the `labels` column the models train on, from the user's `label_column`; return `(splits, task_type,
+    label_names)`.
+
+    `task_type` is inferred from the column's feature in `train_split` when None (`infer_task_type`).
+    Classification: the class names are `label_names` when given (a trained model's `id2label`), else the
+    `ClassLabel` names, else the sorted distinct values of the training split (strings, or integers and booleans
+    written as strings); `labels` is each row's index among them. Regression: `labels` is the float value, label
+    names None. Speaker verification: classes are the training split's speakers; `unlabelled_splits` (the trial
+    split of unseen speakers) are left without `labels`.
+
+    Clear errors, naming what exists: a missing column, an unlabelled row (None, or -1 in a `ClassLabel`), a label
+    of another split that the training split never has (or that `label_names` lacks).
+    """
+    for name, split in splits.items():
+        if label_column not in split.column_names:
+            raise ValueError(
+                f"--label_column_name {label_column!r} is not a column of split {name!r}, which has "
+                f"{split.column_names}"
+            )
+        if split.num_rows == 0:
+            raise ValueError(f"split {name!r} is empty")
+        if name in unlabelled_splits:
+            continue
+        rows = _unlabelled_rows(split[label_column], split.features[label_column])
+        if rows:
+            raise ValueError(
+                f"{len(rows)} row(s) of split {name!r} have no label in {label_column!r} (rows "
+                f"{rows[:10]}{', ...' if len(rows) > 10 else ''}): label them, or filter them out first"
+            )
+    reference = train_split if train_split in splits else next(iter(splits))
+    feature = splits[reference].features[label_column]
+    if task_type is None:
+        task_type = infer_task_type(feature, label_column)
+    if task_type == "regression":
+        labelled = DatasetDict(
+            {
+                name: split.map(
+                    lambda y: {"labels": float(y)}, input_columns=[label_column], desc="regression labels"
+                )
+                for name, split in splits.items()
+            }
+        )
+        return labelled, task_type, None
+    if task_type not in ("classification", "speaker_verification"):
+        raise ValueError(
+            f"--task_type must be one of classification, regression, speaker_verification, got {task_type!r}"
+        )
+    if label_names is not None:
+        names = [str(name) for name in label_names]
+    elif isinstance(feature, ClassLabel) and task_type == "classification":
+        names = list(feature.names)
+    else:
+        values = {_label_name(v, feature) for v in splits[reference][label_column]}
+        names = sorted(values, key=lambda v: (int(v), v) if v.lstrip("-").isdigit() else (float("inf"), v))
+    index = {name: i for i, name in enumerate(names)}
+    labelled = {}
+    for name, split in splits.items():
+        if name in unlabelled_splits:
+            labelled[name] = split
+            continue
+        split_feature = split.features[label_column]
+        unknown = sorted({_label_name(v, split_feature) for v in split[label_column]} - set(index))
+        if unknown:
+            source = "the model's labels" if label_names is not None else f"the {reference!r} split"
+            raise ValueError(
+                f"split {name!r} has label(s) {unknown[:10]} in {label_column!r} that {source} never has "
+                f"({len(names)} label(s): {names[:20]}{', ...' if len(names) > 20 else ''}): "
+                + (
+                    "evaluate with a model trained on them"
+                    if label_names is not None
+                    else "every class must occur in the training split"
+                )
+            )
+        labelled[name] = split.map(
+            lambda y, f=split_feature: {"labels": index[_label_name(y, f)]},
+            input_columns=[label_column],
+            desc="class labels",
+        )
+    return DatasetDict(labelled), task_type, names
