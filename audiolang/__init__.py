@@ -245,7 +245,9 @@ from .pipelines import (  # noqa: E402
     load_saved_asr,
     save_asr_config,
     save_custom_pipeline,
+    save_inference_asr,
     saved_asr_config,
+    saved_inference_asr_config,
 )
 
 __all__ += [
@@ -253,7 +255,9 @@ __all__ += [
     "load_saved_asr",
     "save_asr_config",
     "save_custom_pipeline",
+    "save_inference_asr",
     "saved_asr_config",
+    "saved_inference_asr_config",
 ]
 
 # ---------------------------------------------------------------------------------------------------------------

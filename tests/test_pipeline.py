@@ -1,7 +1,8 @@
 """The `audio-text-classification` pipeline: the model's own forward on the processor's output, for every family;
 batching, top-k, regression, the input forms; the recogniser called once per clip, batched, from the folder's
-record (a real pocketsphinx with the copied language model); loading with `trust_remote_code` where audiolang is not
-importable; and transformers' zero-shot pipeline on a Turbo folder."""
+record (a real pocketsphinx with the copied language model); the inference recogniser a folder may record beside its
+training one, and `asr=` per call; loading with `trust_remote_code` where audiolang is not importable; and
+transformers' zero-shot pipeline on a Turbo folder."""
 
 from __future__ import annotations
 
@@ -36,10 +37,15 @@ from audiolang.data.asr import ASRBackend, validate_audio_batch
 from audiolang.pipelines import (
     ASR_CONFIG_NAME,
     ASR_FOLDER,
+    INFERENCE_ASR_FOLDER,
     AudioTextClassificationPipeline,
     load_audio_file,
+    load_saved_asr,
     save_asr_config,
     save_custom_pipeline,
+    save_inference_asr,
+    saved_asr_config,
+    saved_inference_asr_config,
 )
 
 TASK = "audio-text-classification"
@@ -336,6 +342,184 @@ def test_the_folders_pocketsphinx_recogniser(folders, tmp_path):
     assert (tmp_path / "saved" / ASR_FOLDER / "domain.dict").read_bytes() == dict_path.read_bytes()
     assert TASK in json.loads((tmp_path / "saved" / "config.json").read_text())["custom_pipelines"]
     assert _classifier(tmp_path / "saved")(speech, sampling_rate=16_000, batch_size=2) == results
+
+
+class SpecASR(ASRBackend):
+    """What the fake `load_asr` builds: it 'hears' the text of the file its `lm_path` names (so that a test sees which
+    record, with which of its files, was built), else a text chosen by its spec."""
+
+    def __init__(self, spec: str, **kwargs) -> None:
+        self.name, self.kwargs = spec, kwargs
+
+    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+        batch = validate_audio_batch(audio, sampling_rate, self.sampling_rate)
+        lm_path = self.kwargs.get("lm_path")
+        text = Path(lm_path).read_text() if lm_path else TEXTS[sum(map(ord, self.name)) % len(TEXTS)]
+        return [text] * len(batch)
+
+
+@pytest.fixture
+def fake_load_asr(monkeypatch) -> list[tuple[str, dict]]:
+    """`audiolang.load_asr` replaced by `SpecASR`; returns the `(spec, kwargs)` of every recogniser it built."""
+    import audiolang.data.asr
+
+    builds: list[tuple[str, dict]] = []
+
+    def load_asr(spec: str, **kwargs) -> SpecASR:
+        builds.append((spec, kwargs))
+        return SpecASR(spec, **kwargs)
+
+    monkeypatch.setattr(audiolang.data.asr, "load_asr", load_asr)
+    return builds
+
+
+def _transcripts(results: list) -> list[str]:
+    return [result["transcript"] for result in results]
+
+
+def test_asr_per_call_is_for_that_call_only_and_built_once(folders, clips, fake_load_asr):
+    """`asr=` per call (issue 20, case 16: it was refused by an error that listed it as accepted): a spec is built on
+    the first call that needs it and kept; the next call without it is back to the pipeline's recogniser."""
+    heard = {spec: [SpecASR(spec).transcribe([clip], 16_000)[0] for clip in clips] for spec in ("a", "b")}
+    assert heard["a"] != heard["b"]
+    classifier = _classifier(folders["dsclap"])  # the folder records no recogniser
+    assert _transcripts(classifier(clips, sampling_rate=16_000, asr="b", batch_size=2)) == heard["b"]
+    assert _transcripts(classifier(clips, sampling_rate=16_000, asr="b")) == heard["b"]
+    assert fake_load_asr == [("b", {})]  # built once, for both calls
+    with pytest.raises(ValueError, match="records no speech recogniser"):
+        classifier(clips[0], sampling_rate=16_000)
+    # The result is the one of being given those transcripts.
+    given = classifier(clips, sampling_rate=16_000, transcript=heard["b"], top_k=None)
+    assert classifier(clips, sampling_rate=16_000, asr="b", top_k=None) == given
+
+    with_default = _classifier(folders["dsclap"], asr="a")
+    assert _transcripts(with_default(clips, sampling_rate=16_000, asr="b")) == heard["b"]
+    assert _transcripts(with_default(clips, sampling_rate=16_000)) == heard["a"]
+    assert _transcripts(with_default(clips, sampling_rate=16_000, asr=("b", {}))) == heard["b"]
+    assert fake_load_asr == [("b", {}), ("b", {}), ("a", {})]  # one build per pipeline and spec
+    # A ready back-end per call; clips given with a transcript build nothing.
+    counting = CountingASR()
+    results = with_default(clips[:2], sampling_rate=16_000, asr=counting, batch_size=2)
+    assert counting.calls == [[len(clip) for clip in clips[:2]]]
+    assert _transcripts(results) == [TEXTS[len(clip) % len(TEXTS)] for clip in clips[:2]]
+    with_default(clips[0], sampling_rate=16_000, transcript="call mom", asr="c")
+    assert len(fake_load_asr) == 3
+    with pytest.raises(ValueError, match="`asr` must be"):
+        with_default(clips[0], sampling_rate=16_000, asr=3)
+    with pytest.raises(ValueError, match="unknown argument.*'asr_spec'"):
+        with_default(clips[0], sampling_rate=16_000, asr_spec="b")
+    # The folder's own copy of the pipeline, as `trust_remote_code=True` loads it (the form of the issue).
+    remote = pipeline(TASK, model=str(folders["dsclap"]), trust_remote_code=True, device="cpu")
+    assert type(remote).__module__.startswith("transformers_modules.")
+    assert _transcripts([remote(clips[0], sampling_rate=16_000, asr="b")]) == heard["b"][:1]
+
+
+@pytest.fixture
+def two_recogniser_files(tmp_path) -> dict[str, Path]:
+    """Two different files of one name, as two pocketsphinx language models would be: what SpecASR hears."""
+    files = {}
+    for record, text in (("training", "call mom"), ("inference", "turn on the radio")):
+        (tmp_path / record).mkdir()
+        files[record] = tmp_path / record / "domain.arpa"
+        files[record].write_text(text)
+    return files
+
+
+def test_the_inference_recogniser_comes_before_the_training_one(
+    folders, clips, fake_load_asr, two_recogniser_files, tmp_path
+):
+    files = two_recogniser_files
+    training_only = tmp_path / "training_only"
+    shutil.copytree(folders["dsclap"], training_only)
+    save_asr_config(training_only, "a", lm_path=str(files["training"]))
+    assert _transcripts(_classifier(training_only)(clips[:2], sampling_rate=16_000)) == ["call mom"] * 2
+
+    both = tmp_path / "both"
+    shutil.copytree(training_only, both)
+    written = save_inference_asr(both, "b", lm_path=str(files["inference"]))
+    assert written == both / INFERENCE_ASR_FOLDER / ASR_CONFIG_NAME
+    assert json.loads(written.read_text()) == {"spec": "b", "kwargs": {"lm_path": "domain.arpa"}}
+    # The training record and its file of the same name are untouched.
+    assert json.loads((both / ASR_FOLDER / ASR_CONFIG_NAME).read_text()) == {
+        "spec": "a",
+        "kwargs": {"lm_path": "domain.arpa"},
+    }
+    assert (both / ASR_FOLDER / "domain.arpa").read_text() == "call mom"
+    assert saved_asr_config(both) == ("a", {"lm_path": str(both / ASR_FOLDER / "domain.arpa")})
+    assert saved_inference_asr_config(both) == (
+        "b",
+        {"lm_path": str(both / INFERENCE_ASR_FOLDER / "domain.arpa")},
+    )
+    assert saved_inference_asr_config(training_only) is None
+    assert load_saved_asr(both).name == "b" and load_saved_asr(training_only).name == "a"
+
+    fake_load_asr.clear()
+    classifier = _classifier(both)
+    assert _transcripts(classifier(clips[:2], sampling_rate=16_000)) == ["turn on the radio"] * 2
+    # `asr=` overrides both records, per call and for the pipeline.
+    heard_c = SpecASR("c").transcribe(clips[:1], 16_000)
+    assert _transcripts([classifier(clips[0], sampling_rate=16_000, asr="c")]) == heard_c
+    assert _transcripts([_classifier(both, asr="c")(clips[0], sampling_rate=16_000)]) == heard_c
+    # The training recogniser is never built where the inference one runs.
+    assert [spec for spec, _ in fake_load_asr] == ["b", "c", "c"]
+
+
+def test_saving_the_pipeline_keeps_both_records(
+    folders, clips, fake_load_asr, two_recogniser_files, tmp_path
+):
+    files = two_recogniser_files
+    both = tmp_path / "both"
+    shutil.copytree(folders["dsclap"], both)
+    save_asr_config(both, "a", lm_path=str(files["training"]))
+    save_inference_asr(both, "b", lm_path=str(files["inference"]))
+
+    _classifier(both).save_pretrained(tmp_path / "saved")
+    saved = tmp_path / "saved"
+    for folder in (ASR_FOLDER, INFERENCE_ASR_FOLDER):
+        assert (saved / folder / ASR_CONFIG_NAME).read_text() == (both / folder / ASR_CONFIG_NAME).read_text()
+        assert (saved / folder / "domain.arpa").read_text() == (both / folder / "domain.arpa").read_text()
+    assert _transcripts([_classifier(saved)(clips[0], sampling_rate=16_000)]) == ["turn on the radio"]
+
+    # The pipeline's own `asr=` is saved as the inference recogniser; the training one stays what it was.
+    _classifier(both, asr="c").save_pretrained(tmp_path / "saved_c")
+    assert saved_asr_config(tmp_path / "saved_c")[0] == "a"
+    assert saved_inference_asr_config(tmp_path / "saved_c") == ("c", {})
+    # A folder with only the training record is saved without an inference one; re-saving onto itself works.
+    training_only = tmp_path / "training_only"
+    shutil.copytree(folders["dsclap"], training_only)
+    save_asr_config(training_only, "a", lm_path=str(files["training"]))
+    _classifier(training_only).save_pretrained(training_only)
+    assert not (training_only / INFERENCE_ASR_FOLDER).exists()
+    assert (training_only / ASR_FOLDER / "domain.arpa").read_text() == "call mom"
+
+
+def test_real_recognisers_from_both_records(folders, whisper_tiny_checkpoint, tmp_path):
+    """Through the real `load_asr`: a folder that trained on pocketsphinx (with its domain language model) and names
+    a Whisper for inference runs the Whisper; per call, pocketsphinx with the recorded model again."""
+    from audiolang.data.asr import PocketSphinxASR, WhisperASR, build_pocketsphinx_lm
+    from audiolang.data.synthesis import Voice, check_engines, synthesize
+
+    try:
+        check_engines({"espeak-ng"})
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    lm_path, dict_path = build_pocketsphinx_lm(TEXTS, tmp_path / "lm")
+    folder = tmp_path / "folder"
+    shutil.copytree(folders["dsclap"], folder)
+    save_asr_config(folder, "pocketsphinx", lm_path=str(lm_path), dict_path=str(dict_path))
+    # A 30 s window and one thread: the random Whisper never ends a transcript, and would be decoded again in 30 s.
+    whisper_kwargs = {"min_window_s": 30.0, "max_tokens_per_second": 2.0, "num_threads": 1}
+    save_inference_asr(folder, f"whisper:{whisper_tiny_checkpoint}", **whisper_kwargs)
+
+    voice = Voice("espeak-en-us+m1", "espeak-ng", "en-us+m1", "m")
+    speech = [synthesize(voice, text) for text in ("navigate home", "open the window")]
+    whisper = WhisperASR(whisper_tiny_checkpoint, **whisper_kwargs).transcribe(speech, 16_000)
+    sphinx = PocketSphinxASR(lm_path=lm_path, dict_path=dict_path).transcribe(speech, 16_000)
+    assert whisper != sphinx and all(sphinx)
+    classifier = _classifier(folder)
+    assert _transcripts(classifier(speech, sampling_rate=16_000, batch_size=2)) == whisper
+    training = saved_asr_config(folder)
+    assert _transcripts(classifier(speech, sampling_rate=16_000, batch_size=2, asr=training)) == sphinx
 
 
 TRUST_REMOTE_CODE_PIPELINE = textwrap.dedent(

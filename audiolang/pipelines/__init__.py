@@ -14,25 +14,31 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .audio_text_classification import (
     ASR_CONFIG_NAME,
     ASR_FOLDER,
+    INFERENCE_ASR_FOLDER,
     TASK,
     AudioTextClassificationPipeline,
     load_audio_file,
     load_saved_asr,
     save_asr_config,
     save_custom_pipeline,
+    save_inference_asr,
     saved_asr_config,
+    saved_inference_asr_config,
 )
 
 __all__ = [
     "ASR_CONFIG_NAME",
     "ASR_FOLDER",
+    "INFERENCE_ASR_FOLDER",
     "AudioTextClassificationPipeline",
     "corpus_asr",
     "load_audio_file",
     "load_saved_asr",
     "save_asr_config",
     "save_custom_pipeline",
+    "save_inference_asr",
     "saved_asr_config",
+    "saved_inference_asr_config",
 ]
 
 PIPELINE_REGISTRY.register_pipeline(

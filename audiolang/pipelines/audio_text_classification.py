@@ -1,10 +1,18 @@
 """The `audio-text-classification` pipeline: raw audio in, a label out, with the transcript the model read.
 
-DSCLAP's deployment (and Turbo's, CTAL's, lrat's): the classifiers read a clip *and* its transcript, and at inference
-time the transcript comes from the same speech recogniser that transcribed the training data. A fine-tuned folder
-records that recogniser in `asr/asr_config.json` (next to any file it needs, e.g. pocketsphinx's domain language
-model), the way `Wav2Vec2ProcessorWithLM` keeps its n-gram model in `language_model/`; the pipeline loads it, so a
-caller brings only audio. A caller who has transcripts passes them instead, and no recogniser runs.
+DSCLAP's deployment (and Turbo's, CTAL's, lrat's): the classifiers read a clip *and* its transcript, which at
+inference time comes from a speech recogniser. A fine-tuned folder records two of them, each as a `{"spec", "kwargs"}`
+JSON file next to any file it needs (e.g. pocketsphinx's domain language model), the way `Wav2Vec2ProcessorWithLM`
+keeps its n-gram model in `language_model/`:
+
+- `asr/asr_config.json`: the recogniser that made the training transcripts (`save_asr_config`, written by
+  fine-tuning);
+- `asr/inference/asr_config.json`, optional: the recogniser to run at inference (`save_inference_asr`), which may be
+  another one: a recogniser that hears natural speech better than the one the training corpus was transcribed with.
+
+The pipeline runs the inference recogniser, else the training one, so a caller brings only audio; `asr=` (when
+building the pipeline or per call) overrides both. A caller who has transcripts passes them instead, and no
+recogniser runs.
 
 This module travels with saved folders for `trust_remote_code=True` (`save_custom_pipeline` copies it next to the
 weights and lists it in `config.json`'s `custom_pipelines`), so it imports only transformers and numpy at the top. Recognisers come from the `audiolang` package, imported when one is first needed: without audiolang installed,
@@ -30,20 +38,26 @@ from transformers.utils import cached_file, logging
 __all__ = [
     "ASR_CONFIG_NAME",
     "ASR_FOLDER",
+    "INFERENCE_ASR_FOLDER",
     "TASK",
     "AudioTextClassificationPipeline",
     "load_audio_file",
     "load_saved_asr",
     "save_asr_config",
-    "saved_asr_config",
     "save_custom_pipeline",
+    "save_inference_asr",
+    "saved_asr_config",
+    "saved_inference_asr_config",
 ]
 
 TASK = "audio-text-classification"
-# Where a saved folder records its recogniser: `<folder>/asr/asr_config.json` = `{"spec": <load_asr spec>, "kwargs":
+# Where a saved folder records its training recogniser: `<folder>/asr/asr_config.json` = `{"spec": <load_asr spec>, "kwargs":
 # {...}}`, with the files the kwargs name (paths relative to `<folder>/asr/`).
 ASR_FOLDER = "asr"
 ASR_CONFIG_NAME = "asr_config.json"
+# The inference recogniser's record, laid out alike one level down (`<folder>/asr/inference/asr_config.json` and its
+# files), so that its files never overwrite the training recogniser's (both may be a `domain.arpa`).
+INFERENCE_ASR_FOLDER = f"{ASR_FOLDER}/inference"
 # `load_asr` keyword arguments that name files; they are copied into the folder so that it is self-contained.
 _FILE_KWARGS = ("lm_path", "dict_path")
 # What transformers names an unnamed output (`PreTrainedConfig.id2label`'s default).
@@ -57,9 +71,10 @@ class AudioTextClassificationPipeline(Pipeline):
     `TurboForSequenceClassification`, `CtalForSequenceClassification`, `LratForSequenceClassification`).
 
     Each clip is classified together with its transcript: the one passed with it (`transcript=`), or, when none is,
-    what the folder's speech recogniser hears (the recogniser that transcribed the training data, recorded at
-    fine-tuning time; `asr=` overrides it). The recogniser runs once per clip, on a whole batch at a time
-    (`batch_size`).
+    what a speech recogniser hears: the `asr=` of the call, else the pipeline's `asr=`, else the folder's inference
+    recogniser (`asr/inference/asr_config.json`, `save_inference_asr`), else the one that transcribed its training
+    data (`asr/asr_config.json`, recorded at fine-tuning time). The recogniser runs once per clip, on a whole batch at
+    a time (`batch_size`).
 
     Example:
 
@@ -70,14 +85,17 @@ class AudioTextClassificationPipeline(Pipeline):
     {'label': 'navigation', 'score': 0.93, 'transcript': 'navigate to the nearest gas station'}
     >>> classifier(waveform, sampling_rate=16000, transcript="open the window", top_k=2)
     [{'label': 'windows', 'score': 0.88, 'transcript': 'open the window'}, {'label': 'climate', ...}]
+    >>> classifier("clip.wav", asr="whisper-tiny.en")  # another recogniser for this call only
     ```
 
     Args:
         model: A `*ForSequenceClassification` model of an audiolang family.
         processor: The family's joint processor (loaded from the folder by `pipeline(...)`).
-        asr (`str` or `ASRBackend`, *optional*): The recogniser for clips given without a transcript: a
-            `audiolang.load_asr` spec (`"pocketsphinx"`, `"whisper-base"`, ...) or a ready back-end. Defaults to the
-            one the model folder records (`asr/asr_config.json`).
+        asr (`str`, `(spec, kwargs)` or `ASRBackend`, *optional*): The recogniser for clips given without a
+            transcript: a `audiolang.load_asr` spec (`"pocketsphinx"`, `"whisper-tiny.en"`, ...), a spec with its
+            `load_asr` keyword arguments (`("pocketsphinx", {"lm_path": ..., "dict_path": ...})`, what
+            `saved_asr_config` returns), or a ready back-end. Defaults to the model folder's inference recogniser,
+            else its training one. Also accepted per call, for that call only.
         truncate_audio (`bool`, *optional*, defaults to `True`): Keep the first `max_audio_samples` samples of
             longer clips (the processor's limit, what fine-tuning did) instead of raising.
         batch_size, device, dtype, ...: as for every transformers pipeline.
@@ -95,13 +113,19 @@ class AudioTextClassificationPipeline(Pipeline):
                 "`processor` is required: pass the model folder's joint audio+text processor, e.g. "
                 "`processor=AutoProcessor.from_pretrained(folder)`."
             )
-        # What the recogniser is built from, `(spec, kwargs)` for `load_asr`, when known (not for a ready back-end):
-        # it is built on first use, and `save_pretrained` records it.
-        if isinstance(asr, str):
-            self._asr_spec, self._asr = (asr, {}), None
+        # The folder's records, kept so that `save_pretrained` writes them again.
+        self._training_asr_spec = saved_asr_config(self.model.name_or_path)
+        self._inference_asr_spec = saved_inference_asr_config(self.model.name_or_path)
+        # Recognisers built from `(spec, kwargs)`, by `_asr_key`: built once, on first use, whichever call asks.
+        self._recognisers: dict[str, Any] = {}
+        # The default recogniser: what it is built from, `(spec, kwargs)`, when known (not for a ready back-end).
+        asr = _check_asr(asr)
+        if asr is None:
+            self._asr_spec, self._asr = self._inference_asr_spec or self._training_asr_spec, None
+        elif isinstance(asr, tuple):
+            self._asr_spec, self._asr = asr, None
         else:
-            self._asr_spec = saved_asr_config(self.model.name_or_path) if asr is None else None
-            self._asr = asr
+            self._asr_spec, self._asr = None, asr
 
     @property
     def sampling_rate(self) -> int:
@@ -110,23 +134,38 @@ class AudioTextClassificationPipeline(Pipeline):
 
     @property
     def asr(self) -> Any:
-        """The speech recogniser for clips without a transcript (loaded on first use), or None if there is none."""
+        """The default speech recogniser for clips without a transcript (loaded on first use), or None if there is
+        none."""
         if self._asr is None and self._asr_spec is not None:
-            spec, kwargs = self._asr_spec
-            self._asr = _import_load_asr(f"the speech recogniser {spec!r}")(spec, **kwargs)
+            self._asr = self._recogniser_of(self._asr_spec)
         return self._asr
+
+    def _recogniser_of(self, spec_and_kwargs: tuple[str, dict[str, Any]]) -> Any:
+        """The recogniser built from `(spec, kwargs)`, built on first use and kept: a per-call `asr=` does not reload
+        it on every call."""
+        key = _asr_key(spec_and_kwargs)
+        if key not in self._recognisers:
+            spec, kwargs = spec_and_kwargs
+            self._recognisers[key] = _import_load_asr(f"the speech recogniser {spec!r}")(spec, **kwargs)
+        return self._recognisers[key]
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs: Any) -> None:
         """Save the model, its processor and this pipeline's code (`Pipeline.save_pretrained`: listed in
-        `custom_pipelines`), and the pipeline's recogniser (`save_asr_config`), so that the copy transcribes alike."""
+        `custom_pipelines`), the folder's training recogniser (`save_asr_config`) and the pipeline's default
+        recogniser as the inference one (`save_inference_asr`) where it is not the training one, so that the copy
+        transcribes alike and still says what made its training transcripts."""
         super().save_pretrained(save_directory, **kwargs)
         self.processor.save_pretrained(save_directory, **kwargs)
-        if self._asr_spec is not None:
-            save_asr_config(save_directory, self._asr_spec[0], **self._asr_spec[1])
-        elif self._asr is not None:
+        if self._training_asr_spec is not None:
+            save_asr_config(save_directory, self._training_asr_spec[0], **self._training_asr_spec[1])
+        # A recogniser given as an instance cannot be recorded: the copy keeps the folder's own inference record.
+        inference = self._inference_asr_spec if self._asr_spec is None else self._asr_spec
+        if inference is not None and inference != self._training_asr_spec:
+            save_inference_asr(save_directory, inference[0], **inference[1])
+        if self._asr_spec is None and self._asr is not None:
             logger.warning(
                 "the recogniser %r was given as an instance: it is not saved with the pipeline; record it with "
-                "`save_asr_config(%r, spec, ...)`",
+                "`save_inference_asr(%r, spec, ...)`",
                 self._asr,
                 os.fspath(save_directory),
             )
@@ -145,6 +184,9 @@ class AudioTextClassificationPipeline(Pipeline):
                 A `datasets.Dataset` or a generator of such items streams the results.
             transcript: The transcript of the clip, or one per clip of a list (in order). Without it, the
                 pipeline's recogniser transcribes the clips.
+            asr (`str`, `(spec, kwargs)` or `ASRBackend`, *optional*): The recogniser for this call's clips without a
+                transcript, instead of the pipeline's (see the class); one given as a spec is built on first use and
+                kept for later calls.
             sampling_rate (`int`): The rate of bare waveforms (required for them).
             top_k (`int` or `None`, *optional*, defaults to 1): How many labels to return per clip, best first;
                 `None` returns all. With `top_k=1` each result is one dict, otherwise a list of dicts.
@@ -168,6 +210,7 @@ class AudioTextClassificationPipeline(Pipeline):
         top_k: int | None | str = "",
         function_to_apply: str | None = None,
         truncate_audio: bool | None = None,
+        asr: Any = None,
         **kwargs: Any,
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         if kwargs:
@@ -182,6 +225,8 @@ class AudioTextClassificationPipeline(Pipeline):
             preprocess_params["sampling_rate"] = sampling_rate
         if truncate_audio is not None:
             forward_params["truncate_audio"] = truncate_audio
+        if asr is not None:
+            forward_params["asr"] = _check_asr(asr)
         # "" is "not given", so that `top_k=None` can mean "every label", as in the text-classification pipeline.
         if top_k != "":
             if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
@@ -243,7 +288,9 @@ class AudioTextClassificationPipeline(Pipeline):
             audio = _resample(audio, sampling_rate, self.sampling_rate)
         return audio
 
-    def _forward(self, model_inputs: dict[str, Any], truncate_audio: bool = True) -> dict[str, Any]:
+    def _forward(
+        self, model_inputs: dict[str, Any], truncate_audio: bool = True, asr: Any = None
+    ) -> dict[str, Any]:
         # Batched (`batch_size > 1`): lists of clips and transcripts; unbatched: one clip and its transcript.
         batched = isinstance(model_inputs["audio"], list)
         clips = model_inputs["audio"] if batched else [model_inputs["audio"]]
@@ -251,7 +298,7 @@ class AudioTextClassificationPipeline(Pipeline):
         missing = [i for i, text in enumerate(transcripts) if text is None]
         if missing:
             # One recogniser call for the batch's clips that came without a transcript.
-            heard = self._recogniser().transcribe([clips[i] for i in missing], self.sampling_rate)
+            heard = self._recogniser(asr).transcribe([clips[i] for i in missing], self.sampling_rate)
             for i, text in zip(missing, heard, strict=True):
                 transcripts[i] = text
         # What fine-tuning does (DataCollatorForAudioText): a recogniser that heard nothing is evidence too, and an
@@ -269,14 +316,17 @@ class AudioTextClassificationPipeline(Pipeline):
         logits = self.model(**self._ensure_tensor_on_device(dict(inputs), self.device)).logits
         return {"logits": logits, "transcript": transcripts if batched else transcripts[0]}
 
-    def _recogniser(self) -> Any:
-        asr = self.asr
+    def _recogniser(self, asr: Any = None) -> Any:
+        """The call's recogniser (`asr`: `(spec, kwargs)` or a back-end, as `_check_asr` returns it), else the
+        pipeline's."""
+        asr = self.asr if asr is None else self._recogniser_of(asr) if isinstance(asr, tuple) else asr
         if asr is None:
             raise ValueError(
                 f"no transcript was given and {self.model.name_or_path!r} records no speech recogniser "
-                f"(no {ASR_FOLDER}/{ASR_CONFIG_NAME}: it was fine-tuned on manual transcripts, or saved without "
-                "one). Pass each clip's transcript (`transcript=`), or a recogniser: `asr='pocketsphinx'` or "
-                "another `audiolang.load_asr` spec, or an `ASRBackend` instance."
+                f"(no {ASR_FOLDER}/{ASR_CONFIG_NAME} nor {INFERENCE_ASR_FOLDER}/{ASR_CONFIG_NAME}: it was "
+                "fine-tuned on manual transcripts, or saved without one). Pass each clip's transcript "
+                "(`transcript=`), or a recogniser: `asr='pocketsphinx'` or another `audiolang.load_asr` spec, or an "
+                "`ASRBackend` instance."
             )
         if asr.sampling_rate != self.sampling_rate:
             raise ValueError(
@@ -322,6 +372,31 @@ class AudioTextClassificationPipeline(Pipeline):
             for i in order
         ]
         return results[0] if top_k == 1 else results
+
+
+def _check_asr(asr: Any) -> tuple[str, dict[str, Any]] | Any:
+    """An `asr=` value as `(spec, kwargs)` (a spec alone has no kwargs), a back-end as it is, None as None; anything
+    else is refused with the forms that are accepted."""
+    if asr is None or hasattr(asr, "transcribe"):
+        return asr
+    if isinstance(asr, str):
+        return asr, {}
+    if (
+        isinstance(asr, (tuple, list))
+        and len(asr) == 2
+        and isinstance(asr[0], str)
+        and isinstance(asr[1], dict)
+    ):
+        return asr[0], dict(asr[1])
+    raise ValueError(
+        f"`asr` must be an `audiolang.load_asr` spec (e.g. 'whisper-tiny.en'), a `(spec, kwargs)` pair or a "
+        f"recogniser with a `transcribe` method (an `ASRBackend`), got {asr!r}."
+    )
+
+
+def _asr_key(spec_and_kwargs: tuple[str, dict[str, Any]]) -> str:
+    """What tells recognisers apart: the spec and its `load_asr` keyword arguments."""
+    return json.dumps(list(spec_and_kwargs), sort_keys=True, default=str)
 
 
 def _pair_with_transcripts(inputs: Any, transcript: str | Iterable[str]) -> Any:
@@ -389,38 +464,51 @@ def _import_load_asr(needed_for: str) -> Any:
 
 
 def saved_asr_config(name_or_path: str | os.PathLike) -> tuple[str, dict[str, Any]] | None:
-    """The speech recogniser a model folder (or Hub repository) records in `asr/asr_config.json`, as `(spec, kwargs)`
-    for `audiolang.load_asr`, with the files it names resolved to local paths (downloaded from the Hub for a repository
-    id); None when it records none (or for a model that was not loaded from a folder)."""
+    """The speech recogniser that made a model folder's (or Hub repository's) training transcripts, as it records it
+    in `asr/asr_config.json`: `(spec, kwargs)` for `audiolang.load_asr`, with the files it names resolved to local
+    paths (downloaded from the Hub for a repository id); None when it records none (or for a model that was not
+    loaded from a folder)."""
+    return _saved_record(name_or_path, ASR_FOLDER)
+
+
+def saved_inference_asr_config(name_or_path: str | os.PathLike) -> tuple[str, dict[str, Any]] | None:
+    """The speech recogniser a model folder (or Hub repository) names for inference in
+    `asr/inference/asr_config.json` (`save_inference_asr`), as `saved_asr_config` returns it; None when it names none
+    (the pipeline then runs the training recogniser)."""
+    return _saved_record(name_or_path, INFERENCE_ASR_FOLDER)
+
+
+def _saved_record(name_or_path: str | os.PathLike, subfolder: str) -> tuple[str, dict[str, Any]] | None:
     if not os.fspath(name_or_path):
         return None
-    config_file = _asr_file(name_or_path, ASR_CONFIG_NAME, required=False)
+    config_file = _asr_file(name_or_path, subfolder, ASR_CONFIG_NAME, required=False)
     if config_file is None:
         return None
     record = json.loads(Path(config_file).read_text())
     kwargs = dict(record.get("kwargs", {}))
     for key in _FILE_KWARGS:
         if kwargs.get(key) is not None:
-            kwargs[key] = _asr_file(name_or_path, kwargs[key], required=True)
+            kwargs[key] = _asr_file(name_or_path, subfolder, kwargs[key], required=True)
     return record["spec"], kwargs
 
 
 def load_saved_asr(name_or_path: str | os.PathLike) -> Any:
-    """The speech recogniser a model folder records (`saved_asr_config`), built with `audiolang.load_asr`; None when it
-    records none."""
-    saved = saved_asr_config(name_or_path)
+    """The speech recogniser the pipeline of a model folder runs by default, built with `audiolang.load_asr`: its
+    inference recogniser (`saved_inference_asr_config`), else its training one (`saved_asr_config`); None when it
+    records neither."""
+    saved = saved_inference_asr_config(name_or_path) or saved_asr_config(name_or_path)
     if saved is None:
         return None
     spec, kwargs = saved
     return _import_load_asr(f"the speech recogniser of {os.fspath(name_or_path)!r} ({spec})")(spec, **kwargs)
 
 
-def _asr_file(name_or_path: str | os.PathLike, filename: str, required: bool) -> str | None:
-    """A file of the folder's `asr/` (downloaded from the Hub for a repository id)."""
+def _asr_file(name_or_path: str | os.PathLike, subfolder: str, filename: str, required: bool) -> str | None:
+    """A file of the folder's `subfolder` (downloaded from the Hub for a repository id)."""
     return cached_file(
         os.fspath(name_or_path),
         filename,
-        subfolder=ASR_FOLDER,
+        subfolder=subfolder,
         _raise_exceptions_for_missing_entries=required,
         _raise_exceptions_for_connection_errors=required,
     )
@@ -432,11 +520,29 @@ def save_asr_config(save_directory: str | os.PathLike, spec: str, **kwargs: Any)
     Writes `<save_directory>/asr/asr_config.json` (`{"spec": spec, "kwargs": kwargs}`, what `audiolang.load_asr(spec,
     **kwargs)` takes) and copies the files that `lm_path` / `dict_path` name (pocketsphinx's domain language model and
     its dictionary) into `asr/`, so that the folder (and a Hub repository uploaded from it) is self-contained. Other
-    arguments must be JSON values; a spec that names a local folder (`"whisper:/path"`) is recorded as it is.
+    arguments must be JSON values; a spec that names a local folder (`"whisper:/path"`) is recorded as it is. The
+    pipeline runs this recogniser unless the folder names another for inference (`save_inference_asr`).
 
     Returns the path of `asr_config.json`.
     """
-    folder = Path(save_directory) / ASR_FOLDER
+    return _save_record(Path(save_directory) / ASR_FOLDER, spec, kwargs)
+
+
+def save_inference_asr(save_directory: str | os.PathLike, spec: str, **kwargs: Any) -> Path:
+    """Name in a saved model folder the speech recogniser its pipeline runs on clips given without a transcript, when
+    it is not the one that made the training transcripts (`save_asr_config`, which stays recorded): e.g. Whisper for
+    a classifier fine-tuned on pocketsphinx transcripts, for natural speech that Whisper hears better.
+
+    Writes `<save_directory>/asr/inference/asr_config.json` and copies the files it names into `asr/inference/`, as
+    `save_asr_config` does for the training recogniser. `pipeline("audio-text-classification", model=folder)` then
+    runs it by default; `asr=` (when building the pipeline or per call) still overrides it.
+
+    Returns the path of the written `asr_config.json`.
+    """
+    return _save_record(Path(save_directory) / INFERENCE_ASR_FOLDER, spec, kwargs)
+
+
+def _save_record(folder: Path, spec: str, kwargs: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     recorded = dict(kwargs)
     for key in _FILE_KWARGS:
@@ -444,7 +550,9 @@ def save_asr_config(save_directory: str | os.PathLike, spec: str, **kwargs: Any)
             source = Path(recorded[key])
             if not source.is_file():
                 raise ValueError(f"`{key}` {str(source)!r} is not a file: pass the recogniser's {key} file.")
-            shutil.copyfile(source, folder / source.name)
+            target = folder / source.name
+            if not (target.exists() and target.samefile(source)):  # re-saving a folder onto itself
+                shutil.copyfile(source, target)
             recorded[key] = source.name
     config_file = folder / ASR_CONFIG_NAME
     config_file.write_text(json.dumps({"spec": spec, "kwargs": recorded}, indent=2, sort_keys=True) + "\n")
