@@ -306,7 +306,7 @@ _LAZY_IMPORTS: dict[str, tuple[str, ...]] = {
     # Linear probes of frozen representations (scikit-learn).
     "probing": ("probe_representations",),
     # The text-only TF-IDF baseline reported beside fine-tuned scores (scikit-learn).
-    "baselines": ("TfidfBaselineOutput", "tfidf_baseline"),
+    "baselines": ("TfidfBaselineOutput", "tfidf_baseline", "tfidf_task_metrics"),
 }
 _LAZY_SUBMODULES = (
     "app",

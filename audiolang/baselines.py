@@ -21,7 +21,15 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 
-__all__ = ["TFIDF_ALPHAS", "TFIDF_C", "TFIDF_CS", "TFIDF_TASK_TYPES", "TfidfBaselineOutput", "tfidf_baseline"]
+__all__ = [
+    "TFIDF_ALPHAS",
+    "TFIDF_C",
+    "TFIDF_CS",
+    "TFIDF_TASK_TYPES",
+    "TfidfBaselineOutput",
+    "tfidf_baseline",
+    "tfidf_task_metrics",
+]
 
 TFIDF_TASK_TYPES = ("classification", "regression")
 # The logistic regression's default inverse regularisation strength. TF-IDF rows are L2-normalised and sparse, so
@@ -177,3 +185,39 @@ def _regression(train_features: Any, train_labels: Sequence[Any], eval_features:
         classes=None,
         hyperparameters={"alpha": float(model.alpha_)},
     )
+
+
+def tfidf_task_metrics(
+    train: Any,
+    test: Any,
+    text_column: str,
+    task: str,
+    num_labels: int | None = None,
+    seed: int = 0,
+    C: float | None = TFIDF_C,
+) -> dict[str, float]:
+    """The TF-IDF baseline on the very rows a fine-tuning run trains and tests on (`datasets.Dataset`s with the
+    `labels` column that `audiolang.training.prepare_labels` adds), scored with the run's own metrics
+    (`audiolang.metrics.make_compute_metrics(task)`) and keyed as its test metrics (`test_accuracy`, ...).
+
+    Classification scores are the log-probabilities in label-index order (`num_labels` columns; a class the
+    training rows lack gets probability 0), so that ranking metrics such as the EER see what a classifier's logits
+    would give them; `num_labels=None` is regression."""
+    from transformers import EvalPrediction
+
+    from .metrics import make_compute_metrics
+
+    task_type = "regression" if num_labels is None else "classification"
+    output = tfidf_baseline(
+        train[text_column], train["labels"], test[text_column], task_type=task_type, seed=seed, C=C
+    )
+    if num_labels is None:
+        scores = np.asarray(output.predictions, dtype=np.float64)
+    else:
+        probabilities = np.zeros((len(output.predictions), num_labels))
+        probabilities[:, np.asarray(output.classes, dtype=int)] = output.probabilities
+        scores = np.log(np.clip(probabilities, 1e-12, None))
+    metrics = make_compute_metrics(task)(
+        EvalPrediction(predictions=scores, label_ids=np.asarray(test["labels"]))
+    )
+    return {f"test_{name}": float(value) for name, value in metrics.items()}

@@ -401,6 +401,7 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        audio_pooler_output: torch.Tensor | None = None,
     ) -> tuple | DsclapSequenceClassifierOutput:
         """Classify paired (clip, transcript) rows, or clips or transcripts alone (`config.classifier_inputs`).
 
@@ -413,10 +414,16 @@ class DsclapForSequenceClassification(DsclapPreTrainedModel):
             labels: `(batch,)` class indices for single-label classification (`num_labels > 1`), `(batch,)` floats
                 for regression (`num_labels == 1`), or `(batch, num_labels)` multi-hot floats for multi-label
                 classification.
+            audio_pooler_output: `(batch, audio hidden size)`, the audio tower's pooled output
+                (`audio_model_output.pooler_output` of an earlier forward pass) given instead of the audio: the tower
+                is not run. Fine-tuning with a frozen audio tower computes it once per clip
+                (`audiolang.training.cache_frozen_audio`) rather than once per clip and epoch.
         """
         towers = self._classifier_towers
         audio_outputs = text_outputs = None
-        if "audio" in towers:
+        if "audio" in towers and audio_pooler_output is not None:
+            audio_outputs = BaseModelOutputWithPooling(pooler_output=audio_pooler_output)
+        elif "audio" in towers:
             audio_outputs = self._encode_audio(
                 input_values, input_features, audio_attention_mask, output_attentions, output_hidden_states
             )

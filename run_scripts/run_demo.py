@@ -5,11 +5,14 @@
 2. pre-train DSCLAP on the ``pretrain`` split's raw audio and ASR transcripts (no labels, no manual text), from
    pretrained encoders that registry packages carry: Whisper tiny.en's encoder (converted from CTranslate2 on first
    use; its convolution stem and lowest 3 of 4 layers frozen) and all-MiniLM-L6-v2;
-3. fine-tune on ``directed`` (MDS) and ``intent`` (MCIC), once from the pre-trained model and once from
-   the very same encoders before pre-training (the baseline), with the same seed and data; the classifiers
-   fine-tuned from the pre-trained model are saved (``out/finetune/<task>-pretrained``, with the ASR that the
-   ``audio-text-classification`` pipeline and ``run_app.py`` use);
-4. print and save the results table, and write the pre-trained model folder with its model card.
+3. fine-tune on ``directed`` (MDS) and ``intent`` (MCIC) with ``run_finetune.py``'s default recipe (validation every
+   epoch, the best checkpoint kept, early stopping), from the pre-trained model and, as baselines on the same
+   splits, transcripts and seed: the very same encoders before pre-training, the pre-trained text tower alone, its
+   audio tower alone, and a TF-IDF + logistic regression on the ASR transcripts; the classifiers fine-tuned from
+   the pre-trained model are saved (``out/finetune/<task>-pretrained``, with the recogniser that the
+   ``audio-text-classification`` pipeline and ``run_app.py`` run on raw audio: ``--inference_asr``);
+4. score every model on the robotic-voice ``test`` split and the natural-voice ``test_natural`` split, print and
+   save the results table, and write the pre-trained model folder with its model card.
 
     python run_scripts/run_demo.py --preset default --output_dir out
 
@@ -35,11 +38,20 @@ from audiolang.training import configure_logging
 
 SCRIPTS = Path(__file__).resolve().parent
 logger = logging.getLogger("run_demo")
-# The new parts (projections, temperature, classifier) learn at 1e-3; the pretrained towers are wrecked by such a
+# Pre-training: the new parts (projections, temperature) learn at 1e-3; the pretrained towers are wrecked by such a
 # rate within steps, so the text tower gets the DSCLAP paper's 2e-5 and Whisper's top layer 5e-5 (see
-# audiolang/training/trainer.py). A randomly initialised audio tower (--audio_model "") takes the 1e-3.
+# audiolang/training/trainer.py). A randomly initialised audio tower (--audio_model "") takes the 1e-3. Fine-tuning
+# takes run_finetune.py's default recipe (benchmarks/results/finetune_recipe.md).
 PRETRAINED_AUDIO_RATE = ["--audio_encoder_learning_rate", "5e-5"]
 LEARNING_RATES = ["--learning_rate", "1e-3", "--text_encoder_learning_rate", "2e-5"]
+# The demo's rows: (name, start, classifier_inputs); the TF-IDF baseline is computed in this process.
+ARMS = (
+    ("DSCLAP pre-trained", "pretrained", "audio_text"),
+    ("no pre-training", "baseline", "audio_text"),
+    ("text tower alone", "pretrained", "text"),
+    ("audio tower alone", "pretrained", "audio"),
+)
+TFIDF = "TF-IDF + LR (text only)"
 
 
 @dataclass
@@ -72,47 +84,77 @@ class DemoArguments:
         },
     )
     pretrain_epochs: float = field(default=2.0)
-    finetune_epochs: float = field(default=3.0)
+    finetune_epochs: float | None = field(
+        default=None,
+        metadata={"help": "at most this many fine-tuning epochs (default: run_finetune.py's recipe)"},
+    )
+    inference_asr: str = field(
+        default="whisper-tiny.en",
+        metadata={
+            "help": "the recogniser the saved classifiers' pipeline runs on raw audio (benchmarks/results/"
+            "bench_recognisers.jsonl: the best raw-audio accuracy on natural speech); '' keeps the training one"
+        },
+    )
+    natural_split: str = field(default="test_natural", metadata={"help": "'' skips the natural-voice scores"})
     batch_size: int = field(default=32)
     tasks: str = field(default="directed,intent")
 
 
-def _common(args: DemoArguments, output_dir: Path, epochs: float) -> list[str]:
+def _common(args: DemoArguments, output_dir: Path, epochs: float | None) -> list[str]:
     return [
-        "--output_dir",
-        str(output_dir),
-        "--seed",
-        str(args.seed),
-        "--num_train_epochs",
-        str(epochs),
-        "--per_device_train_batch_size",
-        str(args.batch_size),
-        "--per_device_eval_batch_size",
-        str(args.batch_size),
-        "--report_to",
-        "none",
-        "--save_strategy",
-        "no",
-        "--logging_steps",
-        "20",
-        "--disable_tqdm",
-        "false",
-        "--dataloader_pin_memory",
-        "false",
-        "--train_sampling_strategy",
-        "group_by_length",
-        "--dataloader_num_workers",
-        "0",
+        "--output_dir", str(output_dir),
+        "--seed", str(args.seed),
+        *(["--num_train_epochs", str(epochs)] if epochs is not None else []),
+        "--per_device_train_batch_size", str(args.batch_size),
+        "--per_device_eval_batch_size", str(args.batch_size),
+        "--report_to", "none",
+        "--logging_steps", "20",
+        "--disable_tqdm", "false",
+        "--dataloader_pin_memory", "false",
+        "--train_sampling_strategy", "group_by_length",
+        "--dataloader_num_workers", "0",
+    ]  # fmt: skip
+
+
+def format_results(rows: list[dict], natural_split: str | None) -> str:
+    """The demo's table: every model of a task beside its baselines, on the robotic-voice test split and, when the
+    corpus has one, the natural-voice split."""
+    natural = f" | {natural_split} accuracy" if natural_split else ""
+    lines = [
+        f"| task | model | test accuracy | FRR | EER | macro-F1{natural} |",
+        "|---|---|---|---|---|---|" + ("---|" if natural_split else ""),
     ]
-
-
-def format_results(rows: list[dict]) -> str:
-    lines = ["| task | encoders | accuracy | FRR | macro-F1 |", "|---|---|---|---|---|"]
     for r in rows:
-        frr = f"{r['test_frr']:.3f}" if "test_frr" in r else "-"
-        f1 = f"{r['test_macro_f1']:.3f}" if "test_macro_f1" in r else "-"
-        lines.append(f"| {r['task']} | {r['init']} | {r['test_accuracy']:.3f} | {frr} | {f1} |")
+        cells = [
+            f"{r[key]:.3f}" if key in r else "-"
+            for key in ("test_accuracy", "test_frr", "test_eer", "test_macro_f1")
+        ]
+        if natural_split:
+            cells.append(f"{r['natural_accuracy']:.3f}" if "natural_accuracy" in r else "-")
+        lines.append(f"| {r['task']} | {r['init']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def tfidf_row(corpus: Path, task: str, seed: int, natural: str | None) -> dict:
+    """The ten-line baseline on the same rows and ASR transcripts as the fine-tuned models: TF-IDF word and character
+    n-grams + logistic regression (`audiolang.baselines.tfidf_task_metrics`)."""
+    from audiolang.baselines import tfidf_task_metrics
+    from audiolang.training import DatasetArguments, load_labelled_splits, resolve_task
+
+    names = ("train", "test", *([natural] if natural else []))
+    splits, spec, label_names = load_labelled_splits(
+        DatasetArguments(dataset_path=str(corpus)), resolve_task(task, None, None), names, 16_000, seed
+    )
+    scores = {
+        split: tfidf_task_metrics(
+            splits["train"], splits[split], "asr_text", spec.name, len(label_names), seed
+        )
+        for split in names[1:]
+    }
+    row = dict(scores["test"])
+    if natural:
+        row["natural_accuracy"] = scores[natural]["test_accuracy"]
+    return row
 
 
 def run_script(script: str, results_file: Path, argv: list[str]) -> dict:
@@ -171,45 +213,58 @@ def main(argv: list[str] | None = None) -> None:
             *audio_tower,
             "--warmup_steps",
             "0.1",
+            "--save_strategy",
+            "no",
             *_common(args, pretrained, args.pretrain_epochs),
         ],
     )
     timings["pretrain_s"] = time.perf_counter() - start
 
+    natural = args.natural_split if args.natural_split in load_corpus(corpus) else None
     rows = []
     for task in args.tasks.split(","):
-        for init, path in (("DSCLAP pre-trained", pretrained), ("no pre-training", initial)):
-            start = time.perf_counter()
-            finetuned = out / "finetune" / f"{task}-{'pretrained' if path == pretrained else 'baseline'}"
+        for name, start, inputs in ARMS:
+            step = time.perf_counter()
+            folder = out / "finetune" / f"{task}-{start}" if inputs == "audio_text" else None
+            folder = folder or out / "finetune" / f"{task}-{inputs}-tower"
+            keep = name == "DSCLAP pre-trained"
             result = run_script(
                 "run_finetune.py",
-                finetuned / "finetune_results.json",
+                folder / "finetune_results.json",
                 [
-                    "--model_name_or_path",
-                    str(path),
-                    "--task",
-                    task,
-                    "--dataset_path",
-                    str(corpus),
-                    "--text_source",
-                    "asr",
-                    *LEARNING_RATES,
+                    "--model_name_or_path", str(pretrained if start == "pretrained" else initial),
+                    "--task", task,
+                    "--dataset_path", str(corpus),
+                    "--text_source", "asr",
+                    "--config_overrides", f"classifier_inputs={inputs}",
                     *finetune_audio,
-                    "--warmup_steps",
-                    "0.1",
-                    "--save_model",
                     # the pre-trained start's classifiers are what a user keeps (pipeline, app); the baselines are
                     # only a comparison
-                    str(path == pretrained).lower(),
-                    *_common(args, finetuned, args.finetune_epochs),
+                    "--save_model", "true",
+                    *(["--inference_asr", args.inference_asr] if keep and args.inference_asr else []),
+                    *_common(args, folder, args.finetune_epochs),
                 ],
-            )
-            timings[f"finetune_{task}_{'pretrained' if path == pretrained else 'baseline'}_s"] = (
-                time.perf_counter() - start
-            )
-            rows.append({"init": init, **result})
+            )  # fmt: skip
+            if natural:
+                evaluation = run_script(
+                    "run_evaluate.py",
+                    folder / f"eval-{natural}" / "all_results.json",
+                    [
+                        "--model_name_or_path", str(folder),
+                        "--task", task,
+                        "--dataset_path", str(corpus),
+                        "--split", natural,
+                        "--per_device_eval_batch_size", str(args.batch_size),
+                        "--output_dir", str(folder / f"eval-{natural}"),
+                        "--report_to", "none",
+                    ],
+                )  # fmt: skip
+                result["natural_accuracy"] = evaluation[f"{natural}_accuracy"]
+            timings[f"finetune_{task}_{start}_{inputs}_s"] = time.perf_counter() - step
+            rows.append({"init": name, **result})
+        rows.append({"init": TFIDF, "task": task, **tfidf_row(corpus, task, args.seed, natural)})
 
-    table = format_results(rows)
+    table = format_results(rows, natural)
     results = {
         "corpus": stats,
         "pretrain": pretrain,

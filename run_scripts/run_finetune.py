@@ -69,7 +69,7 @@ from audiolang.data import CorpusConfig, corpus_dir, corpus_statistics
 from audiolang.data.corpus import STATISTICS_COLUMNS
 from audiolang.hub import Result, examples_from_dataset, write_model_card
 from audiolang.metrics import TRAINER_BOOKKEEPING, make_compute_metrics, summarise_runs
-from audiolang.pipelines import corpus_asr, save_asr_config, save_custom_pipeline
+from audiolang.pipelines import corpus_asr, save_asr_config, save_custom_pipeline, save_inference_asr
 from audiolang.plots import write_evaluation_plots, write_training_curves
 from audiolang.training import (
     BEST_MODEL_METRICS,
@@ -87,12 +87,14 @@ from audiolang.training import (
     TaskSpec,
     add_length_column,
     add_row_index,
+    cache_frozen_audio,
     check_audio,
     check_model_family,
     configure_logging,
     ensure_text_column,
     evaluate_test_split,
     few_shot,
+    frozen_audio_cache_blocker,
     k_fold_splits,
     load_labelled_splits,
     min_audio_samples,
@@ -165,6 +167,13 @@ class FinetuneArguments:
             "help": "the recogniser (an audiolang.load_asr spec) that transcribes a dataset without text"
         },
     )
+    inference_asr: str | None = field(
+        default=None,
+        metadata={
+            "help": "the recogniser (an audiolang.load_asr spec) that the saved pipeline runs on raw audio, when it "
+            "should differ from the one that made the training transcripts (recorded in asr/inference/)"
+        },
+    )
     trial_split_name: str = field(
         default="speaker_test",
         metadata={
@@ -227,6 +236,21 @@ class FinetuneArguments:
         },
     )
     save_model: bool = field(default=True, metadata={"help": "save the fine-tuned model and its card"})
+    cache_frozen_audio: bool = field(
+        default=True,
+        metadata={
+            "help": "with a frozen audio tower without dropout, compute its pooled output once per clip of the "
+            "training and validation splits instead of once per clip and epoch (the test split still runs the "
+            "tower)"
+        },
+    )
+    evaluate_test: bool = field(
+        default=True,
+        metadata={
+            "help": "evaluate the test split at the end; a search over settings turns it off, so that the test "
+            "split is read once, by the chosen recipe"
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -280,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
         splits = DatasetDict(
             {name: add_length_column(split, data_args.audio_column_name) for name, split in splits.items()}
         )
+        splits = cache_audio(args, data_args, spec, model, processor, splits, text_column, training_args)
         folds = make_folds(args, data_args, spec, splits, training_args.seed)
     apply_recipe(training_args, spec, args)
     run = FinetuneRun(args, data_args, spec, text_column)
@@ -312,6 +337,44 @@ class FinetuneRun:
     data_args: DatasetArguments
     spec: TaskSpec
     text_column: str
+
+
+def cache_audio(
+    args: FinetuneArguments,
+    data_args: DatasetArguments,
+    spec: TaskSpec,
+    model,
+    processor,
+    splits: DatasetDict,
+    text_column: str,
+    training_args: TrainingArguments,
+) -> DatasetDict:
+    """`--cache_frozen_audio`: the frozen audio tower's pooled output of every clip the training loop reads
+    (`cache_frozen_audio`), when the model allows it; the test split keeps its audio (all splits under k folds,
+    whose test folds come from them)."""
+    if not args.cache_frozen_audio:
+        return splits
+    blocker = frozen_audio_cache_blocker(model)
+    if blocker is not None:
+        logger.info("the audio tower runs every epoch: %s", blocker)
+        return splits
+    test = args.trial_split_name if spec.task_type == "speaker_verification" else data_args.test_split_name
+    cached = {
+        name: split
+        if args.num_folds == 1 and name == test
+        else cache_frozen_audio(
+            model,
+            processor,
+            split,
+            text_column,
+            data_args.audio_column_name,
+            batch_size=training_args.per_device_eval_batch_size,
+            progress=f"frozen audio tower: {name}",
+        )
+        for name, split in splits.items()
+    }
+    logger.info("the frozen audio tower ran once per clip of %s", [n for n in cached if n != test])
+    return DatasetDict(cached)
 
 
 def apply_recipe(training_args: TrainingArguments, spec: TaskSpec, args: FinetuneArguments) -> None:
@@ -530,6 +593,20 @@ def train_and_evaluate(
     trainer.log_metrics("train", metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()
+    result = {
+        "objective": getattr(trainer.model.config, "objective", None),
+        "train_size": splits["train"].num_rows,
+        "test_size": splits["test"].num_rows,
+        "epochs_trained": trainer.state.epoch,
+        **best_checkpoint(trainer),
+    }
+    if not args.evaluate_test:
+        # A search over settings: the kept model's validation scores only, the test split unread.
+        metrics = trainer.evaluate()
+        trainer.save_metrics("eval", metrics)
+        if trainer.is_world_process_zero():
+            write_training_curves(out, title=f"{args.model_type} fine-tuning: {spec.label_column}")
+        return {**result, **metrics}
 
     if verification:
         metrics, outputs = speaker_verification_metrics(
@@ -554,14 +631,7 @@ def train_and_evaluate(
     if trainer.is_world_process_zero():
         write_training_curves(out, title=f"{args.model_type} fine-tuning: {spec.label_column}")
         write_evaluation_plots(spec.name, labels, outputs, label_names, out)
-    result = {
-        "objective": getattr(trainer.model.config, "objective", None),
-        "train_size": splits["train"].num_rows,
-        "test_size": splits["test"].num_rows,
-        "epochs_trained": trainer.state.epoch,
-        **best_checkpoint(trainer),
-        **metrics,
-    }
+    result.update(metrics)
     if save and args.save_model and trainer.is_world_process_zero():
         write_card(run, training_args, out, result, splits["test"])
     return result
@@ -630,6 +700,8 @@ def export_pipeline(run: FinetuneRun, out: Path) -> None:
     `asr_text`, or --asr when the run transcribed the data itself."""
     save_custom_pipeline(out)
     args, data_args = run.args, run.data_args
+    if args.inference_asr is not None:
+        save_inference_asr(out, args.inference_asr)
     if run.text_column == TEXT_COLUMNS["manual"] and not (data_args.dataset_name or data_args.data_files):
         return
     corpus = None

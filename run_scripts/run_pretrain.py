@@ -54,7 +54,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from datasets import Dataset, IterableDataset, load_dataset
+from datasets import Dataset, DatasetDict, IterableDataset
 from transformers import AutoTokenizer, HfArgumentParser, TrainingArguments, set_seed
 
 from audiolang import CtalConfig, CtalFeatureExtractor, DsclapConfig, LratConfig, train_ctal_tokenizer
@@ -65,6 +65,7 @@ from audiolang.training import (
     AudioTextTrainer,
     DataCollatorForAudioText,
     DataCollatorForCtalPreTraining,
+    DatasetArguments,
     LratArguments,
     RunArguments,
     add_length_column,
@@ -72,15 +73,17 @@ from audiolang.training import (
     build_ctal,
     build_dsclap,
     build_lrat,
+    cast_audio_column,
     check_audio,
     check_output_folder,
     configure_logging,
     ctal_loss_parts,
+    data_folder,
     drop_empty_transcripts,
     embed_dataset,
     ensure_transcripts,
     idp_curve,
-    load_splits,
+    load_raw_splits,
     lrat_resume_point,
     min_audio_samples,
     parse_config_overrides,
@@ -167,19 +170,26 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "a datasets.load_from_disk folder; default: the embedded corpus"}
+class DataArguments(DatasetArguments):
+    """The shared data arguments (any `datasets` source, column and split names) with pre-training's defaults (the
+    corpus' `pretrain` split and its ASR transcripts) and its own options."""
+
+    train_split_name: str = field(
+        default="pretrain", metadata={"help": "the pre-training split", "aliases": ["--train_split"]}
     )
-    dataset_name: str | None = field(
-        default=None,
+    validation_split_name: str = field(
+        default="validation",
         metadata={
-            "help": "instead of --dataset_path: a Hub dataset id, or a local folder of data files (parquet, arrow, "
-            "...), read with datasets.load_dataset"
+            "help": "the split the retrieval / masked-modelling scores are computed on ('' for none)",
+            "aliases": ["--validation_split"],
         },
     )
-    dataset_config_name: str | None = field(
-        default=None, metadata={"help": "the configuration of --dataset_name"}
+    text_column_name: str = field(
+        default="asr_text",
+        metadata={"help": "transcripts; transcribed with --asr if missing", "aliases": ["--text_column"]},
+    )
+    asr: str = field(
+        default="pocketsphinx", metadata={"help": "ASR spec for datasets without text (load_asr)"}
     )
     streaming: bool = field(
         default=False,
@@ -197,22 +207,6 @@ class DataArguments:
         metadata={
             "help": "--streaming: shuffle shards and examples through a buffer of this many (0: stream order)"
         },
-    )
-    corpus_preset: str = field(
-        default="default", metadata={"help": "embedded corpus preset when no dataset_path"}
-    )
-    corpus_dir: str | None = field(
-        default=None, metadata={"help": "where the embedded corpus is (built if missing)"}
-    )
-    corpus_seed: int = field(default=0)
-    train_split: str = field(default="pretrain")
-    validation_split: str | None = field(default="validation")
-    audio_column: str = field(default="audio")
-    text_column: str = field(
-        default="asr_text", metadata={"help": "transcripts; transcribed with --asr if missing"}
-    )
-    asr: str = field(
-        default="pocketsphinx", metadata={"help": "ASR spec for datasets without text (load_asr)"}
     )
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
@@ -262,30 +256,37 @@ def main(argv: list[str] | None = None) -> dict:
 
     with training_args.main_process_first(desc="dataset preparation"):
         splits = load_data(data_args, training_args)
-        if data_args.train_split not in splits:
-            raise ValueError(f"split {data_args.train_split!r} not in the dataset (has {list(splits)})")
+        if data_args.train_split_name not in splits:
+            raise ValueError(f"split {data_args.train_split_name!r} not in the dataset (has {list(splits)})")
         # A stream's validation split is read into memory; its training split is prepared as it streams, below.
-        limits = {} if data_args.streaming else {data_args.train_split: data_args.max_train_samples}
-        if data_args.validation_split and data_args.validation_split in splits:
-            limits[data_args.validation_split] = data_args.max_eval_samples
+        limits = {} if data_args.streaming else {data_args.train_split_name: data_args.max_train_samples}
+        if data_args.validation_split_name and data_args.validation_split_name in splits:
+            limits[data_args.validation_split_name] = data_args.max_eval_samples
         # Row indices before anything is dropped: errors name the rows of the data as the user has it.
-        selected = {name: add_row_index(first_rows(splits[name], limit)) for name, limit in limits.items()}
+        selected = cast_audio_column(
+            DatasetDict(
+                {name: add_row_index(first_rows(splits[name], limit)) for name, limit in limits.items()}
+            ),
+            data_args.audio_column_name,
+            feature_extractor.sampling_rate,
+            data_folder(data_args),
+        )
         checked = check_audio(
             selected,
-            audio_column=data_args.audio_column,
+            audio_column=data_args.audio_column_name,
             sampling_rate=feature_extractor.sampling_rate,
             min_samples=min_audio_samples(feature_extractor, audio_model),
             bad_audio=run_args.bad_audio,
             num_proc=run_args.preprocessing_num_workers,
         )
         prepared = {name: prepare(split, data_args) for name, split in checked.items()}
-        valid = prepared.get(data_args.validation_split)
+        valid = prepared.get(data_args.validation_split_name)
         if data_args.streaming:
             train = prepare_pretraining_stream(
-                splits[data_args.train_split],
+                splits[data_args.train_split_name],
                 batch_size=training_args.per_device_train_batch_size,
-                audio_column=data_args.audio_column,
-                text_column=data_args.text_column,
+                audio_column=data_args.audio_column_name,
+                text_column=data_args.text_column_name,
                 sampling_rate=feature_extractor.sampling_rate,
                 min_samples=min_audio_samples(feature_extractor, audio_model),
                 bad_audio=run_args.bad_audio,
@@ -295,10 +296,10 @@ def main(argv: list[str] | None = None) -> dict:
                 buffer_batches=data_args.streaming_buffer_batches,
                 shuffle_buffer_size=data_args.streaming_shuffle_buffer_size,
                 seed=training_args.seed,
-                split=data_args.train_split,
+                split=data_args.train_split_name,
             )
         else:
-            train = prepared[data_args.train_split]
+            train = prepared[data_args.train_split_name]
 
     if model_args.model_type in ("ctal", "lrat"):
         if model_args.tokenizer_name_or_path:
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             # The paper trains its BPE on the pre-training transcripts.
             tokenizer = train_ctal_tokenizer(
-                train, vocab_size=model_args.tokenizer_vocab_size, text_column=data_args.text_column
+                train, vocab_size=model_args.tokenizer_vocab_size, text_column=data_args.text_column_name
             )
         build, config_class = (
             (build_lrat, LratConfig) if model_args.model_type == "lrat" else (build_ctal, CtalConfig)
@@ -325,8 +326,8 @@ def main(argv: list[str] | None = None) -> dict:
         )
     collator = DataCollatorForAudioText(
         processor,
-        audio_column=data_args.audio_column,
-        text_column=data_args.text_column,
+        audio_column=data_args.audio_column_name,
+        text_column=data_args.text_column_name,
         index_column=ROW_INDEX_COLUMN,
     )
     if model_args.model_type == "ctal":
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> dict:
             eval_collator = DataCollatorForCtalPreTraining(collator.collator, seed=training_args.seed)
             return ctal_loss_parts(trainer.model, eval_collator, valid, batch_size)
         audio, text = embed_dataset(
-            trainer.model, processor, valid, data_args.text_column, batch_size=batch_size
+            trainer.model, processor, valid, data_args.text_column_name, batch_size=batch_size
         )
         return {f"eval_{k}": v for k, v in retrieval_metrics(audio, text).items()}
 
@@ -419,8 +420,8 @@ def write_card_and_results(
             or f"audiolang embedded in-car corpus ({data_args.corpus_preset})"
         ],
         pretraining={
-            "split": data_args.train_split,
-            "text_column": data_args.text_column,
+            "split": data_args.train_split_name,
+            "text_column": data_args.text_column_name,
             **{
                 k: round(v, 4) if isinstance(v, float) else v
                 for k, v in results.items()
@@ -453,8 +454,8 @@ def run_lrat(
         training_args,
         lrat_args,
         validation,
-        text_column=data_args.text_column,
-        audio_column=data_args.audio_column,
+        text_column=data_args.text_column_name,
+        audio_column=data_args.audio_column_name,
         resume_from_checkpoint=checkpoint,
     )
     curve = idp_curve(history)
@@ -505,15 +506,7 @@ def load_data(data_args: DataArguments, training_args: TrainingArguments):
             data_args.corpus_seed,
             num_shards=training_args.world_size * max(1, training_args.dataloader_num_workers),
         )
-    if data_args.dataset_name:
-        return load_dataset(data_args.dataset_name, data_args.dataset_config_name)
-    return load_splits(
-        data_args.dataset_path,
-        data_args.corpus_preset,
-        data_args.corpus_dir,
-        data_args.corpus_seed,
-        single_split_name=data_args.train_split,
-    )
+    return load_raw_splits(data_args)
 
 
 def first_rows(split: Dataset | IterableDataset, limit: int | None) -> Dataset:
@@ -527,8 +520,10 @@ def prepare(split: Dataset, data_args: DataArguments) -> Dataset:
     """Transcripts (DSCLAP's point: raw audio is enough, a split without them is transcribed with `--asr`), no
     empty ones (identical empty texts would be false negatives of each other), and lengths for
     `--train_sampling_strategy group_by_length`."""
-    split = ensure_transcripts(split, data_args.text_column, data_args.audio_column, data_args.asr)
-    return add_length_column(drop_empty_transcripts(split, data_args.text_column), data_args.audio_column)
+    split = ensure_transcripts(split, data_args.text_column_name, data_args.audio_column_name, data_args.asr)
+    return add_length_column(
+        drop_empty_transcripts(split, data_args.text_column_name), data_args.audio_column_name
+    )
 
 
 def save_initial_model(model, processor, folder: str, run_args: RunArguments, resuming: bool) -> None:

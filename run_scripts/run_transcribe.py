@@ -36,7 +36,15 @@ from audiolang.data.asr import (
     merge_shards,
     transcribe_shard,
 )
-from audiolang.training import ShardArguments, configure_logging, ready_to_merge
+from audiolang.training import (
+    DatasetArguments,
+    ShardArguments,
+    cast_audio_column,
+    configure_logging,
+    data_folder,
+    load_raw_splits,
+    ready_to_merge,
+)
 
 logger = logging.getLogger("run_transcribe")
 # Shards and the merge in progress, inside --output_dir; removed once the dataset is saved there.
@@ -48,11 +56,13 @@ class TranscribeArguments:
     output_dir: str = field(
         metadata={"help": "Receives the transcribed dataset (load_from_disk) and, if built, lm/."}
     )
-    dataset_path: str | None = field(
-        default=None, metadata={"help": "A Dataset or DatasetDict folder written by save_to_disk."}
+    split: str | None = field(
+        default=None,
+        metadata={
+            "help": "The split to transcribe, for a DatasetDict (with --dataset_name / --data_files: default "
+            "--train_split_name)."
+        },
     )
-    split: str | None = field(default=None, metadata={"help": "The split to transcribe, for a DatasetDict."})
-    audio_column: str = field(default="audio", metadata={"help": "The Audio column to transcribe."})
     output_column: str = field(default="asr_text", metadata={"help": "The new transcript column."})
     asr: str = field(
         default="pocketsphinx",
@@ -79,6 +89,25 @@ class TranscribeArguments:
         default=None,
         metadata={"help": "Worker processes per shard (default: the cores divided by the shards run here)."},
     )
+
+
+def load_data_split(data_args: DatasetArguments, split: str | None) -> Dataset:
+    """The split to transcribe: from `--dataset_path` (`load_split`), or from any `datasets` source
+    (`--dataset_name` / `--data_dir` / `--data_files`), its audio column decoded as `datasets.Audio`."""
+    if data_args.dataset_path is not None:
+        return load_split(data_args.dataset_path, split)
+    if not (data_args.dataset_name or data_args.data_files):
+        raise ValueError("--dataset_path, --dataset_name or --data_files is required unless --merge_only")
+    data = load_raw_splits(data_args)
+    name = split or data_args.train_split_name
+    if name not in data:
+        raise ValueError(f"--split must name one of the splits of the dataset: {sorted(data)}, got {name!r}")
+    # Decoded at its own rate here: transcribe_dataset resamples to the recogniser's.
+    feature = data[name].features[data_args.audio_column_name]
+    rate = getattr(feature, "sampling_rate", None) or 16_000
+    return cast_audio_column(
+        DatasetDict({name: data[name]}), data_args.audio_column_name, rate, data_folder(data_args)
+    )[name]
 
 
 def load_split(path: str, split: str | None) -> Dataset:
@@ -114,10 +143,10 @@ def build_asr(args: TranscribeArguments, dataset: Dataset) -> ASRBackend:
     return load_asr(args.asr, **kwargs)
 
 
-def check_output_dir(args: TranscribeArguments) -> None:
+def check_output_dir(args: TranscribeArguments, data_args: DatasetArguments) -> None:
     """The dataset is saved in --output_dir: refuse one that holds anything but this command's own work."""
     output_dir = Path(args.output_dir)
-    if args.dataset_path is not None and output_dir.resolve() == Path(args.dataset_path).resolve():
+    if data_args.dataset_path is not None and output_dir.resolve() == Path(data_args.dataset_path).resolve():
         raise ValueError("--output_dir is --dataset_path: the transcribed copy would replace the dataset.")
     if not output_dir.is_dir() or (output_dir / WORK_DIR).is_dir():
         return  # a new folder, or one that an earlier run of this command is still filling
@@ -131,17 +160,15 @@ def check_output_dir(args: TranscribeArguments) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, shards = HfArgumentParser((TranscribeArguments, ShardArguments)).parse_args_into_dataclasses(
-        args=argv
-    )
+    args, data_args, shards = HfArgumentParser(
+        (TranscribeArguments, DatasetArguments, ShardArguments)
+    ).parse_args_into_dataclasses(args=argv)
     configure_logging()
-    check_output_dir(args)
+    check_output_dir(args, data_args)
     work_dir = Path(args.output_dir) / WORK_DIR
 
     if not shards.merge_only:
-        if args.dataset_path is None:
-            raise ValueError("--dataset_path is required unless --merge_only")
-        dataset = load_split(args.dataset_path, args.split)
+        dataset = load_data_split(data_args, args.split)
         # Under torchrun every rank runs here at once: share the cores instead of oversubscribing them.
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
         num_proc = args.num_proc or max(1, (os.cpu_count() or 1) // local_processes)
@@ -151,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
             work_dir,
             shard_index=shards.shard_index,
             num_shards=shards.num_shards,
-            audio_column=args.audio_column,
+            audio_column=data_args.audio_column_name,
             output_column=args.output_column,
             batch_size=args.batch_size,
             num_proc=num_proc if num_proc > 1 else None,

@@ -119,3 +119,23 @@ def test_bad_inputs_raise_clear_errors() -> None:
         tfidf_baseline([None, "", " "], [0, 1, 0], ["a b"])
     with pytest.raises(ValueError, match="at least 2 classes"):
         tfidf_baseline(["play music", "open the window"], ["media", "media"], ["a b"])
+
+
+def test_tfidf_task_metrics_scores_with_the_task_metrics():
+    """Directedness decided by a word: accuracy 1 and EER 0 on held-out rows, from log-probabilities in label order;
+    a class the training rows lack gets its own (never chosen) column."""
+    from datasets import Dataset
+
+    from audiolang.baselines import tfidf_task_metrics
+
+    words = ["hey car open", "hey car close", "we talked about", "she said that"]
+    train = Dataset.from_dict(
+        {"t": [words[i % 4] + f" thing {i}" for i in range(40)], "labels": [int(i % 4 < 2) for i in range(40)]}
+    )
+    test = Dataset.from_dict(
+        {"t": ["hey car play", "we said nothing", "hey car stop", "she talked"], "labels": [1, 0, 1, 0]}
+    )
+    metrics = tfidf_task_metrics(train, test, "t", "directed", num_labels=2)
+    assert metrics["test_accuracy"] == 1.0 and metrics["test_eer"] == 0.0
+    three = tfidf_task_metrics(train, test, "t", "classification", num_labels=3)
+    assert three["test_accuracy"] == 1.0

@@ -24,10 +24,17 @@ from audiolang.data import (
 )
 from audiolang.data import corpus as corpus_module
 from audiolang.data.acoustics import DIRECTED_SNR_DB, FAR_FIELD_SNR_DB, render
-from audiolang.data.synthesis import EMOTION_PROSODY, Prosody, sample_prosody, synthesize, voice_inventory
+from audiolang.data.synthesis import (
+    EMOTION_PROSODY,
+    Prosody,
+    hibari_inventory,
+    sample_prosody,
+    synthesize,
+    voice_inventory,
+)
 from audiolang.data.templates import INTENTS, text_valence
 
-SMALL = dict(pretrain=8, train=4, validation=4, test=4, speaker_test=4)
+SMALL = dict(pretrain=8, train=4, validation=4, test=4, speaker_test=4, test_natural=2)
 
 
 def small_config(seed: int = 0) -> CorpusConfig:
@@ -73,6 +80,7 @@ def test_schema_and_splits(tiny):
     assert stats["utterances"] == sum(sizes.values())
     assert 0.0 < stats["asr_wer"] < 1.0 and 0.0 < stats["asr_cer"] < stats["asr_wer"] + 0.2
     assert "WER" in dataset["train"].info.description
+    assert "hibari" in dataset["train"].info.description
 
 
 def test_asr_text_is_real_recognition(tiny):
@@ -84,21 +92,49 @@ def test_asr_text_is_real_recognition(tiny):
     assert sum(bool(a.strip()) for a in ds["asr_text"]) >= 0.9 * ds.num_rows
 
 
-def test_speaker_test_speakers_unseen_elsewhere(tiny):
+@pytest.mark.parametrize("held_out", ["speaker_test", "test_natural"])
+def test_held_out_speakers_unseen_elsewhere(tiny, held_out):
     dataset, _ = tiny
-    unseen = set(dataset["speaker_test"]["speaker_id"])
-    seen = set().union(*(set(dataset[s]["speaker_id"]) for s in SPLITS if s != "speaker_test"))
+    unseen = set(dataset[held_out]["speaker_id"])
+    seen = set().union(*(set(dataset[s]["speaker_id"]) for s in SPLITS if s != held_out))
     assert len(unseen) >= 2 and not (unseen & seen)
+
+
+def test_natural_voice_share_of_the_tiny_corpus(tiny):
+    """A quarter of every split (rounded) is the neural voice, all of test_natural; the statistics say so."""
+    dataset, path = tiny
+    config = CorpusConfig.from_preset("tiny")
+    stats = corpus_info(path)["statistics"]
+    for split in SPLITS:
+        engines = dataset[split]["engine"]
+        natural = sum(e == "hibari" for e in engines)
+        expected = len(engines) if split == "test_natural" else int(0.25 * len(engines) + 0.5)
+        assert natural == expected, split
+        assert stats["splits"][split]["engine_share"].get("hibari", 0.0) == pytest.approx(
+            natural / len(engines), abs=1e-3
+        )
+        hibari_speakers = {
+            s for s, e in zip(dataset[split]["speaker_id"], engines, strict=True) if e == "hibari"
+        }
+        assert hibari_speakers <= {v.speaker_id for v in hibari_inventory()}
+    total = sum(stats["per_engine"][e]["utterances"] for e in stats["per_engine"])
+    assert total == config.num_utterances
+    assert set(stats["per_engine"]) == set().union(*(dataset[s]["engine"] for s in SPLITS))
+    shares = {e: s["share"] for e, s in stats["per_engine"].items()}
+    assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+    table = corpus_module.format_statistics(stats)
+    assert "hibari" in table.split("engine")[1] and "test_natural" in table
 
 
 def test_test_sentences_not_verbatim_in_training(tiny):
     dataset, _ = tiny
     training = set().union(*(set(dataset[s]["text"]) for s in ("pretrain", "train", "validation")))
     assert not set(dataset["test"]["text"]) & training
+    assert not set(dataset["test_natural"]["text"]) & training
     # the same holds for the default preset's full plan (no audio needed to check it)
     plans = corpus_module.plan_corpus(CorpusConfig.from_preset("default"))
     training = {p.text for p in plans if p.split in ("pretrain", "train", "validation")}
-    assert not {p.text for p in plans if p.split == "test"} & training
+    assert not {p.text for p in plans if p.split in ("test", "test_natural")} & training
 
 
 def test_default_preset_has_enough_distinct_speakers():
@@ -106,8 +142,9 @@ def test_default_preset_has_enough_distinct_speakers():
     plans = corpus_module.plan_corpus(config)
     speakers = {p.speaker.speaker_id for p in plans}
     engines = {p.speaker.engine for p in plans}
-    assert len(speakers) >= 24 and engines == {"espeak-ng", "flite", "festival"}
-    assert len({v.speaker_id for v in voice_inventory()}) == len(voice_inventory())  # ids are unique
+    assert len(speakers) >= 24 and engines == {"espeak-ng", "flite", "festival", "hibari"}
+    inventory = voice_inventory() + hibari_inventory()
+    assert len({v.speaker_id for v in inventory}) == len(inventory)  # ids are unique
 
 
 def test_determinism_for_a_seed(tmp_path):
@@ -214,10 +251,11 @@ def test_emotions_are_ranges_not_settings():
         sample_prosody("bored", rng)
 
 
-@pytest.mark.parametrize("engine", ["espeak-ng", "flite", "festival"])
+@pytest.mark.parametrize("engine", ["espeak-ng", "flite", "festival", "hibari"])
 def test_prosody_is_realised_in_the_audio(engine):
     """Slower rate -> longer audio; higher pitch -> higher measured F0, for every engine."""
-    voice = next(v for v in voice_inventory() if v.engine == engine and "hts" not in v.speaker_id)
+    inventory = voice_inventory() + hibari_inventory()
+    voice = next(v for v in inventory if v.engine == engine and "hts" not in v.speaker_id)
     text = "please turn on the radio"
     slow = synthesize(voice, text, Prosody(rate=0.75))
     fast = synthesize(voice, text, Prosody(rate=1.25))

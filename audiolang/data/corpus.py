@@ -13,8 +13,13 @@ labels. No such corpus can be downloaded here, so this module builds one:
    only when complete, so an interrupted build never leaves a folder that a later run trusts.
 
 The result is a ``datasets.DatasetDict`` with splits ``pretrain`` (the bulk, meant to be used without
-labels), ``train``, ``validation``, ``test`` (held-out templates and slot values) and ``speaker_test``
-(spoken only by speakers unseen in every other split), saved with ``save_to_disk``.
+labels), ``train``, ``validation``, ``test`` (held-out templates and slot values), ``speaker_test``
+(spoken only by speakers unseen in every other split) and ``test_natural`` (held-out templates and slot values
+spoken only by pseudo-speakers of the neural voice that no other split has), saved with ``save_to_disk``.
+
+Voices: the formant and diphone synthesisers (espeak-ng, flite, festival) and the neural voice ``hibari``
+(synthesis.py). ``CorpusConfig.natural_voice_share`` of the speakers of every speaker pool and of the utterances
+of every split but ``test_natural`` (which is all hibari) are hibari pseudo-speakers; the rest are the others.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import shutil
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +50,7 @@ from .synthesis import (
     Prosody,
     Voice,
     check_engines,
+    hibari_inventory,
     sample_prosody,
     synthesize,
     voice_inventory,
@@ -53,8 +60,16 @@ from .templates import DIRECTED_NAMES, EMOTION_VALENCE, EMOTIONS, INTENTS, sampl
 
 logger = logging.getLogger(__name__)
 
-CORPUS_VERSION = "1"
-SPLITS: tuple[str, ...] = ("pretrain", "train", "validation", "test", "speaker_test")
+# 2: the neural voice (hibari) beside the formant and diphone synthesisers, and the test_natural split.
+CORPUS_VERSION = "2"
+SPLITS: tuple[str, ...] = ("pretrain", "train", "validation", "test", "speaker_test", "test_natural")
+TRAINING_SPLITS: tuple[str, ...] = ("pretrain", "train", "validation")
+# Splits whose sentences never occur in a training split, and splits whose speakers never do.
+HELD_OUT_TEXT_SPLITS: tuple[str, ...] = ("test", "test_natural")
+HELD_OUT_SPEAKER_SPLITS: tuple[str, ...] = ("speaker_test", "test_natural")
+# A configuration may leave these out of split_sizes (or give 0): the split is then not built. So configurations
+# written before test_natural existed still describe a corpus.
+OPTIONAL_SPLITS: tuple[str, ...] = ("test_natural",)
 MARKER = "audiolang_corpus.json"
 # Share of utterances whose distance does not follow their label (a driver's aside to a passenger, a
 # passenger leaning in to give a command), so that the acoustics alone cannot solve directedness.
@@ -62,9 +77,27 @@ FLIPPED_FIELD_RATE = 0.15
 
 # Split sizes and speaker counts. ``large`` is scaled by ``num_utterances`` (default 20,000).
 CORPUS_PRESETS: dict[str, dict[str, int]] = {
-    "tiny": dict(pretrain=48, train=24, validation=12, test=12, speaker_test=16, speakers=8, test_speakers=4),
+    "tiny": dict(
+        pretrain=48,
+        train=24,
+        validation=12,
+        test=12,
+        speaker_test=16,
+        test_natural=8,
+        speakers=8,
+        test_speakers=4,
+        natural_test_speakers=2,
+    ),
     "default": dict(
-        pretrain=2600, train=800, validation=200, test=400, speaker_test=240, speakers=30, test_speakers=6
+        pretrain=2600,
+        train=800,
+        validation=200,
+        test=400,
+        speaker_test=240,
+        test_natural=400,
+        speakers=30,
+        test_speakers=6,
+        natural_test_speakers=4,
     ),
     "large": dict(
         pretrain=14000,
@@ -72,10 +105,21 @@ CORPUS_PRESETS: dict[str, dict[str, int]] = {
         validation=1000,
         test=1200,
         speaker_test=800,
+        test_natural=1200,
         speakers=60,
         test_speakers=10,
+        natural_test_speakers=6,
     ),
 }
+
+
+def natural_count(total: int, share: float, both_kinds: bool = False) -> int:
+    """How many of ``total`` speakers or utterances are the neural voice's: ``share`` of them rounded half up;
+    with ``both_kinds``, at least one of each kind where the share asks for both and there are two to share."""
+    count = int(np.floor(share * total + 0.5))
+    if both_kinds and 0.0 < share < 1.0 and total >= 2:
+        count = min(max(count, 1), total - 1)
+    return count
 
 
 @dataclass(frozen=True)
@@ -89,6 +133,11 @@ class CorpusConfig:
     num_test_speakers: int = 6
     directed_ratio: float = 0.6
     asr: str = "pocketsphinx"
+    # Share of the neural voice (hibari pseudo-speakers) among the speakers of the training pool and of
+    # speaker_test, and among the utterances of every split but test_natural (0 gives the robotic voices only).
+    natural_voice_share: float = 0.25
+    # The hibari pseudo-speakers of test_natural, unseen in every other split.
+    num_natural_test_speakers: int = 4
     version: str = CORPUS_VERSION
 
     @classmethod
@@ -113,29 +162,55 @@ class CorpusConfig:
             split_sizes=sizes,
             num_speakers=p["speakers"],
             num_test_speakers=p["test_speakers"],
+            num_natural_test_speakers=p["natural_test_speakers"],
         )
         config = replace(config, **overrides)
         config.validate()
         return config
 
     def validate(self) -> None:
-        if set(self.split_sizes) != set(SPLITS):
+        required = [s for s in SPLITS if s not in OPTIONAL_SPLITS]
+        if not set(required) <= set(self.split_sizes) <= set(SPLITS):
             raise ValueError(
-                f"split_sizes must give a size for each of {SPLITS}, got {sorted(self.split_sizes)}"
+                f"split_sizes must give a size for each of {tuple(required)} (and may give one for "
+                f"{OPTIONAL_SPLITS}), got {sorted(self.split_sizes)}"
             )
-        bad = {s: n for s, n in self.split_sizes.items() if not isinstance(n, int) or n < 1}
+        bad = {
+            s: n
+            for s, n in self.split_sizes.items()
+            if not isinstance(n, int) or n < (0 if s in OPTIONAL_SPLITS else 1)
+        }
         if bad:
             raise ValueError(f"split sizes must be positive integers, got {bad}")
         if self.num_speakers < 2 or self.num_test_speakers < 2:
             raise ValueError("num_speakers and num_test_speakers must each be at least 2")
-        available = len(voice_inventory())
-        if self.num_speakers + self.num_test_speakers > available:
+        if not 0.0 <= self.natural_voice_share <= 1.0:
+            raise ValueError(f"natural_voice_share must be in [0, 1], got {self.natural_voice_share}")
+        if self.split_sizes.get("test_natural", 0) and self.num_natural_test_speakers < 1:
+            raise ValueError("num_natural_test_speakers must be at least 1 when test_natural has utterances")
+        natural = self.natural_speaker_counts()
+        synthetic = self.num_speakers + self.num_test_speakers - natural[0] - natural[1]
+        if synthetic > len(voice_inventory()):
             raise ValueError(
-                f"num_speakers + num_test_speakers = {self.num_speakers + self.num_test_speakers} exceeds the "
-                f"{available} synthetic voices available"
+                f"the configuration needs {synthetic} espeak-ng/flite/festival voices; {len(voice_inventory())} "
+                "are available"
+            )
+        if sum(natural) > len(hibari_inventory()):
+            raise ValueError(
+                f"the configuration needs {sum(natural)} hibari pseudo-speakers (training pool, speaker_test, "
+                f"test_natural); {len(hibari_inventory())} are available"
             )
         if not 0.0 < self.directed_ratio < 1.0:
             raise ValueError(f"directed_ratio must be in (0, 1), got {self.directed_ratio}")
+
+    def natural_speaker_counts(self) -> tuple[int, int, int]:
+        """hibari pseudo-speakers among the training pool's speakers, among speaker_test's, and test_natural's."""
+        share = self.natural_voice_share
+        return (
+            natural_count(self.num_speakers, share, both_kinds=True),
+            natural_count(self.num_test_speakers, share, both_kinds=True),
+            self.num_natural_test_speakers if self.split_sizes.get("test_natural", 0) else 0,
+        )
 
     def fingerprint(self) -> str:
         blob = json.dumps(asdict(self), sort_keys=True).encode()
@@ -162,39 +237,106 @@ class UtterancePlan:
     seed: int
 
 
-def select_speakers(config: CorpusConfig) -> tuple[list[Voice], list[Voice]]:
-    """(seen, unseen) voices: the first ``num_speakers + num_test_speakers`` of the inventory, with the
-    unseen ones spread evenly through that prefix so that they span engines too."""
-    pool = voice_inventory()[: config.num_speakers + config.num_test_speakers]
-    step = len(pool) / config.num_test_speakers
-    unseen_idx = {int(i * step + step / 2) for i in range(config.num_test_speakers)}
-    seen = [v for i, v in enumerate(pool) if i not in unseen_idx]
-    unseen = [v for i, v in enumerate(pool) if i in unseen_idx]
-    return seen, unseen
+def _hold_out(pool: list[Voice], count: int) -> tuple[list[Voice], list[Voice]]:
+    """(kept, held out): ``count`` voices spread evenly through ``pool`` are held out, so that they span it."""
+    if count <= 0:
+        return list(pool), []
+    step = len(pool) / count
+    held = {int(i * step + step / 2) for i in range(count)}
+    return [v for i, v in enumerate(pool) if i not in held], [v for i, v in enumerate(pool) if i in held]
+
+
+@dataclass(frozen=True)
+class SpeakerPools:
+    """The voices of each speaker pool, the robotic ones (espeak-ng, flite, festival) and the natural ones (hibari)
+    apart: ``seen`` speaks pretrain, train, validation and test; ``unseen`` only speaker_test; ``natural_test``
+    only test_natural."""
+
+    seen: tuple[list[Voice], list[Voice]]
+    unseen: tuple[list[Voice], list[Voice]]
+    natural_test: list[Voice]
+
+    def for_split(self, split: str) -> tuple[list[Voice], list[Voice]]:
+        """(robotic, natural) voices of a split."""
+        if split == "test_natural":
+            return [], self.natural_test
+        return self.unseen if split == "speaker_test" else self.seen
+
+
+def select_speakers(config: CorpusConfig) -> SpeakerPools:
+    """The voices of every pool. Robotic voices: the first ones of ``voice_inventory()``, those of speaker_test
+    spread evenly through that prefix so that they span engines too. Natural voices: the first ones of
+    ``hibari_inventory()``, those of speaker_test and test_natural spread evenly through that prefix."""
+    seen_natural, unseen_natural, natural_test = config.natural_speaker_counts()
+    seen_robotic = config.num_speakers - seen_natural
+    unseen_robotic = config.num_test_speakers - unseen_natural
+    robotic, robotic_unseen = _hold_out(voice_inventory()[: seen_robotic + unseen_robotic], unseen_robotic)
+    natural, natural_held = _hold_out(
+        hibari_inventory()[: seen_natural + unseen_natural + natural_test], unseen_natural + natural_test
+    )
+    return SpeakerPools(
+        seen=(robotic, natural),
+        unseen=(robotic_unseen, natural_held[:unseen_natural]),
+        natural_test=natural_held[unseen_natural:],
+    )
+
+
+def _natural_rows(
+    config: CorpusConfig, split: str, size: int, natural_speakers: int, rng: np.random.Generator
+) -> set[int]:
+    """Which rows of a split the neural voice speaks: a seeded set of ``natural_voice_share`` of them (all of
+    test_natural's; none where the split's pool has no natural voice, all where it has only natural ones)."""
+    if split == "test_natural":
+        return set(range(size))
+    count = natural_count(size, config.natural_voice_share) if natural_speakers else 0
+    return {int(i) for i in rng.choice(size, size=count, replace=False)}
+
+
+def check_held_out(plans: Sequence[UtterancePlan]) -> None:
+    """Raise if a sentence of a held-out-text split occurs in a training split, or a speaker of a held-out-speaker
+    split speaks in any other split: the build-time guarantee of the test splits."""
+    training_texts = {p.text for p in plans if p.split in TRAINING_SPLITS}
+    for split in HELD_OUT_TEXT_SPLITS:
+        leaked = sorted({p.text for p in plans if p.split == split} & training_texts)
+        if leaked:
+            raise RuntimeError(f"{len(leaked)} {split} sentence(s) occur in training, e.g. {leaked[0]!r}")
+    for split in HELD_OUT_SPEAKER_SPLITS:
+        others = {p.speaker.speaker_id for p in plans if p.split != split}
+        leaked = sorted({p.speaker.speaker_id for p in plans if p.split == split} & others)
+        if leaked:
+            raise RuntimeError(f"{split} speaker(s) {leaked} also speak in another split")
 
 
 def plan_corpus(config: CorpusConfig) -> list[UtterancePlan]:
     """Decide every utterance of the corpus from the seed alone (no audio yet)."""
     rng = np.random.default_rng([config.seed, 0xA0D1])
-    seen, unseen = select_speakers(config)
+    # A stream of its own for which rows the neural voice speaks: with natural_voice_share 0, every other draw
+    # is what it was before the neural voice existed.
+    voice_rng = np.random.default_rng([config.seed, 0x41B1])
+    pools = select_speakers(config)
     plans: list[UtterancePlan] = []
     training_texts: set[str] = set()
-    for split in SPLITS:  # "test" comes after every training split, so collisions can be rejected
-        speakers = unseen if split == "speaker_test" else seen
-        for i in range(config.split_sizes[split]):
+    for split in SPLITS:  # the held-out splits come after every training split, so collisions can be rejected
+        size = config.split_sizes.get(split, 0)
+        robotic, natural = pools.for_split(split)
+        natural_rows = _natural_rows(config, split, size, len(natural), voice_rng)
+        if len(natural_rows) < size and not robotic:
+            natural_rows = set(range(size))
+        for i in range(size):
             directed = bool(rng.random() < config.directed_ratio)
             emotion = EMOTIONS[int(rng.integers(len(EMOTIONS)))]
-            held_out = split == "test"
+            held_out = split in HELD_OUT_TEXT_SPLITS
             for _ in range(100):
                 sentence = sample_sentence(rng, emotion, directed, held_out=held_out)
                 if not held_out or sentence.text not in training_texts:
                     break
             else:  # pragma: no cover - the held-out pools make this practically impossible
                 raise RuntimeError("could not draw a test sentence unseen in training")
-            if split in ("pretrain", "train", "validation"):
+            if split in TRAINING_SPLITS:
                 training_texts.add(sentence.text)
             valence = EMOTION_VALENCE[emotion] + text_valence(sentence.text) + rng.normal(0.0, 0.25)
             far_field = (not directed) != bool(rng.random() < FLIPPED_FIELD_RATE)
+            speakers = natural if i in natural_rows else robotic
             plans.append(
                 UtterancePlan(
                     id=f"{split}-{i:06d}",
@@ -211,6 +353,7 @@ def plan_corpus(config: CorpusConfig) -> list[UtterancePlan]:
                     seed=int(rng.integers(2**62)),
                 )
             )
+    check_held_out(plans)
     return plans
 
 
@@ -227,7 +370,8 @@ def _init_worker(asr: ASRBackend) -> None:
 def _render_one(plan: UtterancePlan) -> dict[str, Any]:
     assert _WORKER_ASR is not None, "worker not initialised"
     rng = np.random.default_rng(plan.seed)
-    speech = synthesize(plan.speaker, plan.text, plan.prosody)
+    # The engine's own random stream (hibari's noise component) is seeded apart from the cabin's.
+    speech = synthesize(plan.speaker, plan.text, plan.prosody, seed=plan.seed ^ 0x5EED)
     audio, info = render(speech, rng, far_field=plan.far_field, gain=plan.prosody.amplitude)
     asr_text = _WORKER_ASR.transcribe([audio], SAMPLING_RATE)[0]
     return {
@@ -381,7 +525,9 @@ def corpus_info(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def format_statistics(stats: dict[str, Any]) -> str:
-    """A plain-text table of split sizes, speakers, hours and ASR error rates (``corpus_info(path)["statistics"]``)."""
+    """Plain-text tables (``corpus_info(path)["statistics"]``): split sizes, speakers, hours and ASR error rates, then
+    the same per synthesis engine with its share of the utterances (corpora built before the neural voice have no
+    engine table)."""
     lines = [f"{'split':<13}{'utts':>7}{'spk':>5}{'hours':>8}{'directed':>10}{'WER':>8}{'CER':>8}"]
     for name, s in stats["splits"].items():
         lines.append(
@@ -392,6 +538,13 @@ def format_statistics(stats: dict[str, Any]) -> str:
         f"{'all':<13}{stats['utterances']:>7}{stats['speakers']:>5}{stats['hours']:>8.3f}{'':>10}"
         f"{stats['asr_wer']:>8.1%}{stats['asr_cer']:>8.1%}"
     )
+    if "per_engine" in stats:
+        lines += ["", f"{'engine':<13}{'utts':>7}{'spk':>5}{'hours':>8}{'share':>10}{'WER':>8}{'CER':>8}"]
+        for name, e in stats["per_engine"].items():
+            lines.append(
+                f"{name:<13}{e['utterances']:>7}{e['speakers']:>5}{e['hours']:>8.3f}{e['share']:>10.1%}"
+                f"{e['asr_wer']:>8.1%}{e['asr_cer']:>8.1%}"
+            )
     return "\n".join(lines)
 
 
@@ -399,33 +552,52 @@ def format_statistics(stats: dict[str, Any]) -> str:
 STATISTICS_COLUMNS = ("text", "asr_text", "speaker_id", "duration", "directed", "engine")
 
 
-def corpus_statistics(dataset) -> dict[str, Any]:
-    """Per-split sizes, speakers, hours, emotion/directed balance, and ASR WER/CER against ``text``."""
-    stats: dict[str, Any] = {"splits": {}}
-    all_refs: list[str] = []
-    all_hyps: list[str] = []
-    speakers: set[str] = set()
-    for split in dataset:
-        cols = dataset[split].select_columns(list(STATISTICS_COLUMNS))
-        text, hyp = cols["text"], cols["asr_text"]
-        spk = set(cols["speaker_id"])
-        speakers |= spk
-        all_refs += text
-        all_hyps += hyp
-        stats["splits"][split] = {
-            "utterances": len(text),
-            "speakers": len(spk),
-            "hours": round(float(np.sum(cols["duration"])) / 3600, 3),
-            "directed_share": round(float(np.mean(cols["directed"])), 3),
-            "engines": sorted(set(cols["engine"])),
+def _engine_statistics(rows: dict[str, list[Any]], total: int) -> dict[str, dict[str, Any]]:
+    """Per synthesis engine of ``rows`` (columns of STATISTICS_COLUMNS): its share of ``total`` utterances,
+    speakers, hours and ASR error rates."""
+    engines: dict[str, dict[str, Any]] = {}
+    for engine in sorted(set(rows["engine"])):
+        idx = [i for i, e in enumerate(rows["engine"]) if e == engine]
+        text, hyp = [rows["text"][i] for i in idx], [rows["asr_text"][i] for i in idx]
+        engines[engine] = {
+            "utterances": len(idx),
+            "share": round(len(idx) / total, 4),
+            "speakers": len({rows["speaker_id"][i] for i in idx}),
+            "hours": round(float(np.sum([rows["duration"][i] for i in idx])) / 3600, 3),
             "asr_wer": round(word_error_rate(text, hyp), 4),
             "asr_cer": round(character_error_rate(text, hyp), 4),
         }
-    stats["utterances"] = len(all_refs)
-    stats["speakers"] = len(speakers)
+    return engines
+
+
+def corpus_statistics(dataset) -> dict[str, Any]:
+    """Per-split sizes, speakers, hours, emotion/directed balance, and ASR WER/CER against ``text``; per split the
+    share of each synthesis engine (``engine_share``), and over every split the same figures per engine
+    (``per_engine``)."""
+    stats: dict[str, Any] = {"splits": {}}
+    pooled: dict[str, list[Any]] = {column: [] for column in STATISTICS_COLUMNS}
+    for split in dataset:
+        cols = dataset[split].select_columns(list(STATISTICS_COLUMNS))
+        rows = {column: list(cols[column]) for column in STATISTICS_COLUMNS}
+        text, hyp = rows["text"], rows["asr_text"]
+        for column, values in rows.items():
+            pooled[column] += values
+        stats["splits"][split] = {
+            "utterances": len(text),
+            "speakers": len(set(rows["speaker_id"])),
+            "hours": round(float(np.sum(rows["duration"])) / 3600, 3),
+            "directed_share": round(float(np.mean(rows["directed"])), 3),
+            "engines": sorted(set(rows["engine"])),
+            "engine_share": {e: round(n / len(text), 4) for e, n in sorted(Counter(rows["engine"]).items())},
+            "asr_wer": round(word_error_rate(text, hyp), 4),
+            "asr_cer": round(character_error_rate(text, hyp), 4),
+        }
+    stats["utterances"] = len(pooled["text"])
+    stats["speakers"] = len(set(pooled["speaker_id"]))
     stats["hours"] = round(sum(s["hours"] for s in stats["splits"].values()), 3)
-    stats["asr_wer"] = round(word_error_rate(all_refs, all_hyps), 4)
-    stats["asr_cer"] = round(character_error_rate(all_refs, all_hyps), 4)
+    stats["asr_wer"] = round(word_error_rate(pooled["text"], pooled["asr_text"]), 4)
+    stats["asr_cer"] = round(character_error_rate(pooled["text"], pooled["asr_text"]), 4)
+    stats["per_engine"] = _engine_statistics(pooled, len(pooled["text"]))
     return stats
 
 
@@ -534,6 +706,8 @@ def _build_into(
     splits = {}
     for split in SPLITS:
         idx = [i for i, p in enumerate(plans) if p.split == split]
+        if not idx:  # an optional split left out of the configuration
+            continue
         splits[split] = Dataset.from_dict(
             _rows([plans[i] for i in idx], [rendered[i] for i in idx]), features=features
         )
@@ -542,7 +716,12 @@ def _build_into(
     description = (
         f"audiolang embedded in-car corpus (preset {config.preset}, seed {config.seed}): {stats['utterances']} "
         f"utterances, {stats['speakers']} speakers, {stats['hours']} h; asr_text WER {stats['asr_wer']:.1%}, "
-        f"CER {stats['asr_cer']:.1%} against the manual text ({config.asr})."
+        f"CER {stats['asr_cer']:.1%} against the manual text ({config.asr}). Voices: "
+        + ", ".join(
+            f"{engine} {e['share']:.0%} of the utterances ({e['speakers']} speakers)"
+            for engine, e in stats["per_engine"].items()
+        )
+        + "."
     )
     for split in dataset.values():
         split.info.description = description

@@ -5,15 +5,32 @@ voice variants, one formant synthesiser), flite (four voices) and festival (two 
 HTS voice). Each voice gets a stable ``speaker_id`` and a personal pitch/rate offset, so that two
 speakers of one engine differ even when they share a variant.
 
+A fourth engine, ``hibari`` (the ``hibari-tts`` package: a small neural voice distilled from Kokoro-82M's
+``af_heart``, run with onnxruntime), gives natural-sounding speech. Only its bundled voice "heart" is used
+(the package's other voices download on first use; nothing here ever triggers that). Pseudo-speakers are
+made from that one voice (``hibari_inventory``): each has its own speaking rate (the engine's ``speed``), its
+own F0 level (the engine's predicted F0 contour, scaled before the waveform is made) and a pitch-and-formant
+shift of the whole voice by a few semitones with sox's ``pitch`` effect (WSOLA), as a shorter or longer vocal
+tract would give.
+
 Emotion is realised as prosody (rate, pitch, pitch range, amplitude) drawn per utterance from the
 overlapping ranges in ``EMOTION_PROSODY``: no emotion is one exact setting, and the speaker's own
 offsets move the ranges further. Rate, pitch and pitch range go to the engine; amplitude is applied as a
-gain when the utterance is mixed (acoustics.py), the same way for every engine.
+gain when the utterance is mixed (acoustics.py), the same way for every engine. hibari takes rate as its
+``speed``, and pitch and pitch range as a scaling of its predicted F0 contour (level, and spread around the
+utterance's median in log-frequency), which moves the harmonics under the predicted spectral envelope and so
+leaves the formants in place. What hibari cannot express: voice quality (a breathy sad voice, a tense or harsh
+angry one), the spectral tilt of vocal effort (loudness is only a gain), and emotional changes of the contour's
+shape or of timing within the sentence (its duration model reads neutral text, and ``speed`` scales it as a
+whole).
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
+import os
 import shutil
 import subprocess
 import tempfile
@@ -39,7 +56,24 @@ INSTALL_HINT = (
     "install the speech synthesisers with `apt-get install -y espeak-ng flite festival festvox-kallpc16k "
     "festvox-kdlpc16k festvox-us-slt-hts sox` (or run `make setup`, which does it)"
 )
-ENGINE_PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+# hibari runs in Python; sox shifts its pseudo-speakers' pitch and formants and resamples them to 16 kHz.
+ENGINE_PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave", "hibari": "sox"}
+HIBARI_PACKAGE = "hibari-tts==0.2.1"
+HIBARI_VOICE = "heart"  # the one voice inside the wheel; the others would be downloaded
+HIBARI_SAMPLING_RATE = 24_000
+# Pseudo-speakers of the hibari voice (uniform ranges, spread by a Halton sequence): a pitch-and-formant shift
+# in semitones (-3: F0 and every formant 16% lower, +2: 12% higher), the speaker's own F0 level on top of it, and
+# speaking rate. Whisper base still recognised the extremes' speech in cabin noise at 10% WER (24 utterances).
+HIBARI_SHIFT_SEMITONES = (-3.0, 2.0)
+HIBARI_PITCH_OFFSET = (0.88, 1.12)
+HIBARI_RATE_OFFSET = (0.92, 1.08)
+HIBARI_NUM_SPEAKERS = 32
+# EMOTION_PROSODY's pitch-range factors were set for espeak-ng's narrow default range; the hibari voice's own
+# contour already spans about 4 semitones (standard deviation), and 1.9x that spanned 71-475 Hz in a sentence
+# we tried. Its spread is range ** 0.5 (happy 1.14-1.38, sad 0.63-0.89).
+HIBARI_RANGE_EXPONENT = 0.5
+# The engine's threshold (hibari.dsp.pulses): frames with a predicted F0 below it are unvoiced.
+_HIBARI_VOICED_HZ = 40.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +87,12 @@ class Prosody:
 @dataclass(frozen=True)
 class Voice:
     speaker_id: str
-    engine: str  # "espeak-ng" | "flite" | "festival"
+    engine: str  # "espeak-ng" | "flite" | "festival" | "hibari"
     name: str  # engine-specific voice name
     gender: str  # "f" | "m"
     pitch_offset: float = 1.0  # speaker's own multiplicative offsets
     rate_offset: float = 1.0
+    shift_semitones: float = 0.0  # hibari: pitch-and-formant shift of the whole voice (sox pitch)
 
 
 def sample_prosody(emotion: str, rng: np.random.Generator) -> Prosody:
@@ -141,11 +176,53 @@ def voice_inventory() -> list[Voice]:
     return voices
 
 
+def _halton(index: int, base: int) -> float:
+    """The ``index``-th element (from 1) of the van der Corput sequence in ``base``: any prefix is spread evenly."""
+    value, scale = 0.0, 1.0
+    while index:
+        scale /= base
+        index, digit = divmod(index, base)
+        value += digit * scale
+    return value
+
+
+def hibari_inventory() -> list[Voice]:
+    """The pseudo-speakers of the hibari voice, in a fixed order; a corpus takes a prefix of it.
+
+    Their shift, F0 level and rate follow a three-dimensional Halton sequence over the ``HIBARI_*`` ranges, so
+    that any prefix spans the ranges and no two speakers share all three.
+    """
+    voices = []
+    for k in range(1, HIBARI_NUM_SPEAKERS + 1):
+        shift, pitch, rate = (
+            lo + (hi - lo) * _halton(k, base)
+            for (lo, hi), base in zip(
+                (HIBARI_SHIFT_SEMITONES, HIBARI_PITCH_OFFSET, HIBARI_RATE_OFFSET), (2, 3, 5), strict=True
+            )
+        )
+        voices.append(
+            Voice(
+                f"hibari-{HIBARI_VOICE}-{k:02d}",
+                "hibari",
+                HIBARI_VOICE,
+                "f",
+                pitch_offset=round(pitch, 4),
+                rate_offset=round(rate, 4),
+                shift_semitones=round(shift, 3),
+            )
+        )
+    return voices
+
+
 def check_engines(engines: set[str]) -> None:
-    """Raise a RuntimeError naming the install command if a synthesiser program is missing."""
+    """Raise a RuntimeError naming the install command if a synthesiser program or package is missing."""
     missing = [ENGINE_PROGRAMS[e] for e in sorted(engines) if shutil.which(ENGINE_PROGRAMS[e]) is None]
     if missing:
         raise RuntimeError(f"speech synthesiser program(s) not found: {', '.join(missing)}; {INSTALL_HINT}")
+    if "hibari" in engines and importlib.util.find_spec("hibari") is None:
+        raise RuntimeError(
+            f"the neural voice engine is not installed: `pip install {HIBARI_PACKAGE}` (or run `make setup`)"
+        )
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> None:
@@ -163,10 +240,99 @@ def _read_16k(path: Path) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def synthesize(voice: Voice, text: str, prosody: Prosody = Prosody()) -> np.ndarray:
-    """Speak ``text`` with ``voice`` and ``prosody`` (amplitude excepted); 16 kHz mono float32."""
+@functools.cache
+def _hibari_engine(pid: int):
+    """One hibari model per process (``pid`` keys the cache: a forked worker loads its own onnxruntime session)."""
+    try:
+        from hibari import Hibari
+        from hibari.voices import VOICES, voice_path
+    except ImportError as err:
+        raise RuntimeError(f"`pip install {HIBARI_PACKAGE}` to use the hibari voice") from err
+    if not VOICES.get(HIBARI_VOICE, {}).get("bundled"):
+        raise RuntimeError(
+            f"this hibari-tts does not bundle the voice {HIBARI_VOICE!r}; install {HIBARI_PACKAGE}"
+        )
+    # voice_path with download_missing=False: the bundled file, never a download.
+    return Hibari(voice=HIBARI_VOICE, model=voice_path(HIBARI_VOICE, download_missing=False), threads=1)
+
+
+def reshape_f0(f0: np.ndarray, scale: float = 1.0, spread: float = 1.0) -> np.ndarray:
+    """Scale an F0 contour's voiced frames: their level by ``scale`` and their spread around the median by
+    ``spread`` in log-frequency (2.0 doubles every interval in semitones); unvoiced frames are kept."""
+    f0 = np.asarray(f0, dtype=np.float32)
+    voiced = f0 > _HIBARI_VOICED_HZ
+    if not voiced.any() or (scale == 1.0 and spread == 1.0):
+        return f0
+    log_f0 = np.log(f0[voiced])
+    centre = np.median(log_f0)
+    out = f0.copy()
+    # never pushed below the engine's voicing threshold, where the frame would turn unvoiced
+    out[voiced] = np.maximum(np.exp(centre + spread * (log_f0 - centre)) * scale, 1.25 * _HIBARI_VOICED_HZ)
+    return out
+
+
+def hibari_speech(
+    text: str, speed: float = 1.0, seed: int = 0, f0_scale: float = 1.0, f0_spread: float = 1.0
+) -> np.ndarray:
+    """hibari's voice at its own 24 kHz, with its F0 contour reshaped by ``reshape_f0`` before the waveform is made.
+
+    The same steps as ``Hibari()(text, speed=speed, seed=seed)`` (the same random stream too, so with
+    ``f0_scale == f0_spread == 1`` the audio is identical), with the F0 step between the network and the DSP.
+    """
+    from hibari import dsp
+
+    tts = _hibari_engine(os.getpid())
+    rng = np.random.default_rng(seed)
+    parts = []
+    for phonemes in tts.phonemize(text):
+        ids = tts.ids(phonemes)
+        if len(ids) < 3:  # nothing between the two pads
+            continue
+        inputs = {"ids": np.asarray([ids], np.int64), "speed": np.asarray([speed], np.float32)}
+        lh, th, ln, lr, phi, f0 = (o[0] for o in tts.sess.run(None, inputs))
+        parts.append(dsp.synth(lh, th, ln, lr, phi, reshape_f0(f0, f0_scale, f0_spread), rng))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def shift_and_resample(audio: np.ndarray, sampling_rate: int, semitones: float) -> np.ndarray:
+    """Shift pitch and formants together by ``semitones`` (sox ``pitch``: WSOLA, duration kept) and resample to
+    16 kHz (sox ``rate -v``); float32 in and out, no dither, so the result is deterministic."""
+    effects = (["pitch", f"{100 * semitones:.0f}"] if abs(semitones) >= 0.005 else []) + ["rate", "-v"]
+    raw = ["-t", "raw", "-e", "floating-point", "-b", "32", "-c", "1"]
+    cmd = ["sox", "-V1", "-D", *raw, "-r", str(sampling_rate), "-", *raw, "-r", str(SAMPLING_RATE), "-"]
+    proc = subprocess.run(
+        [*cmd, *effects, str(SAMPLING_RATE)],
+        input=np.ascontiguousarray(audio, dtype=np.float32).tobytes(),
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"sox failed ({proc.returncode}): {proc.stderr.decode(errors='replace').strip()[:500]}"
+        )
+    return np.frombuffer(proc.stdout, dtype=np.float32).copy()
+
+
+def _hibari_text(text: str) -> str:
+    # The corpus text has no punctuation; a final full stop gives the sentence its final fall.
+    return text if text.rstrip()[-1:] in ".?!" else f"{text.rstrip()}."
+
+
+def synthesize(voice: Voice, text: str, prosody: Prosody = Prosody(), seed: int = 0) -> np.ndarray:
+    """Speak ``text`` with ``voice`` and ``prosody`` (amplitude excepted); 16 kHz mono float32.
+
+    ``seed`` fixes the random parts of engines that have them (hibari's noise component); the command-line
+    engines are deterministic without it.
+    """
     rate = prosody.rate * voice.rate_offset
     pitch = prosody.pitch * voice.pitch_offset
+    if voice.engine == "hibari":
+        spread = prosody.range**HIBARI_RANGE_EXPONENT
+        speech = hibari_speech(_hibari_text(text), speed=rate, seed=seed, f0_scale=pitch, f0_spread=spread)
+        audio = shift_and_resample(speech, HIBARI_SAMPLING_RATE, voice.shift_semitones)
+        if audio.size == 0 or not np.any(audio):
+            raise RuntimeError(f"hibari produced no audio for {text!r}")
+        return audio
     with tempfile.TemporaryDirectory(prefix="audiolang-tts-") as tmp:
         out = Path(tmp) / "out.wav"
         if voice.engine == "espeak-ng":

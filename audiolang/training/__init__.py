@@ -50,6 +50,7 @@ from .evaluation import (
     retrieval_metrics,
     speaker_verification_metrics,
 )
+from .frozen_audio import AUDIO_POOLER_OUTPUT_COLUMN, cache_frozen_audio, frozen_audio_cache_blocker
 from .lifecycle import (
     BAD_AUDIO_CHOICES,
     RunArguments,
@@ -91,6 +92,9 @@ from .sources import (
 from .trainer import AudioTextTrainer, ModuleLearningRateTrainer
 
 __all__ = [
+    "AUDIO_POOLER_OUTPUT_COLUMN",
+    "cache_frozen_audio",
+    "frozen_audio_cache_blocker",
     "EARLY_STOPPING_PATIENCE",
     "TASK_TYPES",
     "TEXT_ENCODER_LEARNING_RATE",

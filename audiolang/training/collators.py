@@ -40,6 +40,9 @@ class DataCollatorForAudioText:
             empty texts would be false negatives of each other.
         index_column: a column holding each row's index in its dataset (see ``add_row_index``): errors then
             name that row, not the row's position in the batch.
+        audio_pooler_output_column: a column of each clip's precomputed audio-tower output
+            (``cache_frozen_audio``); rows that have it are batched as ``audio_pooler_output`` and their audio is
+            not decoded.
     """
 
     processor: Any
@@ -50,12 +53,18 @@ class DataCollatorForAudioText:
     truncate_audio: bool = True
     empty_text: str | None = None
     index_column: str | None = None
+    audio_pooler_output_column: str | None = "audio_pooler_output"
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> BatchFeature:
         if self.audio_column is None and self.text_column is None:
             raise ValueError("`audio_column` and `text_column` are both None: name at least one of them.")
+        cached = (
+            self.audio_pooler_output_column is not None and self.audio_pooler_output_column in features[0]
+        )
         audio = (
-            None if self.audio_column is None else [self._audio(features, i) for i in range(len(features))]
+            None
+            if self.audio_column is None or cached
+            else [self._audio(features, i) for i in range(len(features))]
         )
         text = None
         if self.text_column is not None:
@@ -67,6 +76,10 @@ class DataCollatorForAudioText:
             batch = self._process(audio, text)
         except ValueError as error:
             raise self._name_bad_row(features, audio, text, error) from error
+        if cached:
+            batch["audio_pooler_output"] = torch.tensor(
+                np.asarray([row[self.audio_pooler_output_column] for row in features], dtype=np.float32)
+            )
         if self.label_column is not None:
             labels = [row[self.label_column] for row in features]
             dtype = torch.float32 if isinstance(labels[0], float) else torch.long
