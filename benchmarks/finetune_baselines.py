@@ -179,9 +179,7 @@ def markdown(summaries: list[dict], command: str, revision: str) -> str:
             "|---|" + "---|" * (len(metrics) + 1),
         ]
         for row in rows:
-            cells = [
-                f"{row[m]:.3f} ± {row[m + '_std']:.3f}" if m in row else "-" for m in metrics
-            ]
+            cells = [f"{row[m]:.3f} ± {row[m + '_std']:.3f}" if m in row else "-" for m in metrics]
             lines.append(f"| {row['arm']} | " + " | ".join(cells) + f" | {row['seeds']} |")
         lines.append("")
     return "\n".join(lines)

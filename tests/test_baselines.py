@@ -130,7 +130,10 @@ def test_tfidf_task_metrics_scores_with_the_task_metrics():
 
     words = ["hey car open", "hey car close", "we talked about", "she said that"]
     train = Dataset.from_dict(
-        {"t": [words[i % 4] + f" thing {i}" for i in range(40)], "labels": [int(i % 4 < 2) for i in range(40)]}
+        {
+            "t": [words[i % 4] + f" thing {i}" for i in range(40)],
+            "labels": [int(i % 4 < 2) for i in range(40)],
+        }
     )
     test = Dataset.from_dict(
         {"t": ["hey car play", "we said nothing", "hey car stop", "she talked"], "labels": [1, 0, 1, 0]}

@@ -57,12 +57,16 @@ def test_recipe_search_chooses_the_best_mean_validation_score(
     assert len(chosen) == 1 and chosen[0]["mean"] == max(s["mean"] for s in summaries)
     # the test split was never read: no test metric anywhere in the runs' results
     for results in (tmp_path / "runs").rglob("finetune_results.json"):
-        assert not [key for key in json.loads(results.read_text()) if key.startswith("test_") and key != "test_size"]
+        assert not [
+            key for key in json.loads(results.read_text()) if key.startswith("test_") and key != "test_size"
+        ]
     assert "**yes**" in (results_dir / "finetune_recipe.md").read_text()
 
 
 @pytest.mark.slow  # 8 fine-tuning and evaluation processes: about 3 min on 2 quiet cores
-def test_baselines_sweep_summaries_and_tfidf_rows(dsclap_checkpoint, audio_text_dataset, tmp_path, results_dir):
+def test_baselines_sweep_summaries_and_tfidf_rows(
+    dsclap_checkpoint, audio_text_dataset, tmp_path, results_dir
+):
     finetune_baselines.main(
         [
             "--pretrained", str(dsclap_checkpoint),
@@ -81,9 +85,7 @@ def test_baselines_sweep_summaries_and_tfidf_rows(dsclap_checkpoint, audio_text_
     # 2 arms x 2 seeds x 2 splits
     assert len(runs) == 8 and {r["split"] for r in runs} == {"test", "validation"}
     for summary in (line for line in lines if line["kind"] == "summary"):
-        values = [
-            r["accuracy"] for r in runs if (r["arm"], r["split"]) == (summary["arm"], summary["split"])
-        ]
+        values = [r["accuracy"] for r in runs if (r["arm"], r["split"]) == (summary["arm"], summary["split"])]
         assert summary["accuracy"] == pytest.approx(statistics.fmean(values))
         assert summary["accuracy_std"] == pytest.approx(statistics.stdev(values))
     # the text-tower model's test score is the one its own run wrote
