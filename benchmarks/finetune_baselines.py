@@ -88,6 +88,7 @@ def common_argv(args: argparse.Namespace, task: str, seed: int) -> list[str]:
         "--per_device_eval_batch_size", str(args.batch_size),
         "--dataloader_num_workers", "0",
         "--disable_tqdm", "true",
+        "--train_sampling_strategy", "group_by_length",
     ]  # fmt: skip
 
 

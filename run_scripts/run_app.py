@@ -24,7 +24,7 @@ from transformers import HfArgumentParser
 import audiolang.pipelines  # noqa: F401  (registers the audio-text-classification pipeline)
 from audiolang.app import Clip, build_demo, load_example_clips
 from audiolang.hub import EXAMPLES_DIR, examples_from_dataset, save_examples
-from audiolang.training import configure_logging, load_splits
+from audiolang.training import DatasetArguments, configure_logging, load_raw_splits, load_splits
 
 logger = logging.getLogger("run_app")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -41,7 +41,10 @@ class AppArguments:
     )
     search_dataset: str | None = field(
         default=None,
-        metadata={"help": "index clips of this dataset (a corpus or load_from_disk folder) for search"},
+        metadata={
+            "help": "index clips of this dataset for search: a corpus or save_to_disk folder, or anything "
+            "datasets.load_dataset reads (a Hub id, a local audiofolder or folder of data files)"
+        },
     )
     search_split: str = field(default="test")
     search_size: int = field(default=32, metadata={"help": "how many clips of --search_split to index"})
@@ -76,7 +79,11 @@ def search_clips(args: AppArguments) -> list[Clip]:
         ]
     if not args.search_dataset:
         return []
-    splits = load_splits(args.search_dataset)
+    folder = Path(args.search_dataset)
+    if (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file():
+        splits = load_splits(args.search_dataset)
+    else:
+        splits = load_raw_splits(DatasetArguments(dataset_name=args.search_dataset))
     if args.search_split not in splits:
         raise ValueError(
             f"--search_split {args.search_split!r} is not in {args.search_dataset}: {sorted(splits)}"

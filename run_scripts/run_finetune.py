@@ -192,8 +192,10 @@ class FinetuneArguments:
         default=None, metadata={"help": "few-shot: a seeded subset of N training rows"}
     )
     text_encoder_learning_rate: float | None = field(
-        default=TEXT_ENCODER_LEARNING_RATE,
-        metadata={"help": "learning rate of the text tower (dsclap, turbo; None: --learning_rate)"},
+        default=None,
+        metadata={
+            "help": f"learning rate of the text tower (dsclap, turbo; default: the recipe's {TEXT_ENCODER_LEARNING_RATE})"
+        },
     )
     audio_encoder_learning_rate: float | None = field(
         default=None, metadata={"help": "learning rate of the audio tower (default: --learning_rate)"}

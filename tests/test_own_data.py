@@ -313,3 +313,17 @@ def test_one_split_dataset_gets_seeded_validation_and_test_splits(dsclap_checkpo
 def test_unknown_task_says_how_to_name_a_label_column(dsclap_checkpoint, tmp_path):
     with pytest.raises(ValueError, match="pass --label_column_name label"):
         _finetune(dsclap_checkpoint, tmp_path / "ft", "--task", "label")
+
+
+def test_app_search_indexes_an_audiofolder(audiofolder):
+    app = _script("run_app")
+    clips = app.search_clips(
+        app.AppArguments(
+            model=["unused"],
+            search_dataset=str(audiofolder),
+            search_split="test",
+            search_size=3,
+            search_text_column="transcription",
+        )
+    )
+    assert [clip.transcript for clip in clips] == [PHRASES[label] for label in LABELS]
