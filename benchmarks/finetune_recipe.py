@@ -10,7 +10,8 @@ checkpoint kept, early stopping) apart from the searched values: the text tower'
 checkpoint, text tower at 2e-5) runs beside it as the reference (`--reference`).
 
 Writes one JSON line per run and one per (task, setting) with the mean and sample standard deviation across seeds to
-`benchmarks/results/<name>.jsonl`, and the table to `benchmarks/results/<name>.md`. Finished runs are reused.
+`benchmarks/results/<name>.jsonl`, and the table to `benchmarks/results/<name>.md`; the chosen setting is the one
+whose validation score, averaged over the tasks, is highest (one recipe for every task). Finished runs are reused.
 
     python benchmarks/finetune_recipe.py --pretrained out/dsclap --corpus_dir out/corpus-default-seed0 \
         --seeds 0 1 2
@@ -109,13 +110,15 @@ def markdown(summaries: list[dict], command: str, revision: str) -> str:
     lines = [
         f"Validation split only (the test split is not read). Command: `{command}`, commit {revision}.",
         "",
-        "| task | setting | validation metric | mean ± std | seeds | epochs to the best (mean) | chosen |",
-        "|---|---|---|---|---|---|---|",
+        "| task | setting | validation metric | mean ± std | seeds | epochs to the best (mean) | mean over tasks "
+        "| chosen |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in summaries:
+        average = "-" if row["average_over_tasks"] is None else f"{row['average_over_tasks']:.4f}"
         lines.append(
-            f"| {row['task']} | {row['setting']} | {row['metric']} | {row['mean']:.3f} ± {row['std']:.3f} | "
-            f"{row['seeds']} | {row['best_epoch_mean']:.1f} | {'**yes**' if row['chosen'] else ''} |"
+            f"| {row['task']} | {row['setting']} | {row['metric']} | {row['mean']:.4f} ± {row['std']:.4f} | "
+            f"{row['seeds']} | {row['best_epoch_mean']:.1f} | {average} | {'**yes**' if row['chosen'] else ''} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -160,14 +163,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
                     "learning_rate": setting["learning_rate"],
                 }
             )
-        searched = [row for row in task_rows if row["setting"] != REFERENCE["name"]]
-        best = max(searched, key=lambda row: row["mean"])
-        for row in task_rows:
-            row["chosen"] = row is best
-            summaries.append(recorder.record(kind="summary", commit=revision, **row))
+        summaries.extend(task_rows)
+    # One recipe for every task: the searched setting with the best validation score averaged over the tasks.
+    searched = sorted({row["setting"] for row in summaries if row["setting"] != REFERENCE["name"]})
+    average = {
+        setting: sum(row["mean"] for row in summaries if row["setting"] == setting) / len(args.tasks)
+        for setting in searched
+    }
+    best = max(searched, key=lambda setting: average[setting])
+    summaries = [
+        recorder.record(
+            kind="summary",
+            commit=revision,
+            **row,
+            average_over_tasks=average.get(row["setting"]),
+            chosen=row["setting"] == best,
+        )
+        for row in summaries
+    ]
     command = "python benchmarks/finetune_recipe.py " + " ".join(sys.argv[1:] if argv is None else argv)
     (RESULTS / f"{args.name}.md").write_text(markdown(summaries, command, revision))
-    print(json.dumps({"chosen": {r["task"]: r["setting"] for r in summaries if r["chosen"]}}))
+    print(json.dumps({"chosen": best, "average_over_tasks": average[best]}))
     return summaries
 
 

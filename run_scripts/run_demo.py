@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +98,9 @@ class DemoArguments:
         },
     )
     natural_split: str = field(default="test_natural", metadata={"help": "'' skips the natural-voice scores"})
+    parallel_jobs: int = field(
+        default=2, metadata={"help": "fine-tuning processes at a time (one thread each when more than one)"}
+    )
     batch_size: int = field(default=32)
     tasks: str = field(default="directed,intent")
 
@@ -155,6 +160,37 @@ def tfidf_row(corpus: Path, task: str, seed: int, natural: str | None) -> dict:
     if natural:
         row["natural_accuracy"] = scores[natural]["test_accuracy"]
     return row
+
+
+def run_in_parallel(script: str, jobs: list[tuple], parallel_jobs: int) -> dict:
+    """`run_script` for every `(key, results_file, argv)` job, `parallel_jobs` processes at a time, each on one thread
+    when several run (the small models of the demo gain more from two processes than from two threads each); each
+    job's output goes to `<its folder>.log` beside it (the folder itself must hold only the run's own files), and one
+    line per job says when it starts and ends."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if parallel_jobs > 1 else None
+
+    def run(job: tuple) -> tuple:
+        key, results_file, argv = job
+        step = time.perf_counter()
+        if not results_file.is_file():
+            log_file = results_file.parent.with_name(results_file.parent.name + ".log")
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            print(f"[fine-tuning] {' / '.join(key)}: started (log: {log_file})", flush=True)
+            with log_file.open("w") as log:
+                done = subprocess.run(
+                    [sys.executable, str(SCRIPTS / script), *argv],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            if done.returncode != 0:
+                tail = "".join(log_file.read_text().splitlines(keepends=True)[-15:])
+                raise RuntimeError(f"fine-tuning {' / '.join(key)} failed; the end of {log_file}:\n{tail}")
+            print(f"[fine-tuning] {' / '.join(key)}: done in {time.perf_counter() - step:.0f} s", flush=True)
+        return key, json.loads(results_file.read_text())
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel_jobs)) as pool:
+        return dict(pool.map(run, jobs))
 
 
 def run_script(script: str, results_file: Path, argv: list[str]) -> dict:
@@ -221,46 +257,37 @@ def main(argv: list[str] | None = None) -> None:
     timings["pretrain_s"] = time.perf_counter() - start
 
     natural = args.natural_split if args.natural_split in load_corpus(corpus) else None
-    rows = []
+    jobs = []
     for task in args.tasks.split(","):
         for name, start, inputs in ARMS:
-            step = time.perf_counter()
-            folder = out / "finetune" / f"{task}-{start}" if inputs == "audio_text" else None
-            folder = folder or out / "finetune" / f"{task}-{inputs}-tower"
+            folder = (
+                out / "finetune" / (f"{task}-{start}" if inputs == "audio_text" else f"{task}-{inputs}-tower")
+            )
             keep = name == "DSCLAP pre-trained"
-            result = run_script(
-                "run_finetune.py",
-                folder / "finetune_results.json",
-                [
-                    "--model_name_or_path", str(pretrained if start == "pretrained" else initial),
-                    "--task", task,
-                    "--dataset_path", str(corpus),
-                    "--text_source", "asr",
-                    "--config_overrides", f"classifier_inputs={inputs}",
-                    *finetune_audio,
-                    # the pre-trained start's classifiers are what a user keeps (pipeline, app); the baselines are
-                    # only a comparison
-                    "--save_model", "true",
-                    *(["--inference_asr", args.inference_asr] if keep and args.inference_asr else []),
-                    *_common(args, folder, args.finetune_epochs),
-                ],
-            )  # fmt: skip
+            argv = [
+                "--model_name_or_path", str(pretrained if start == "pretrained" else initial),
+                "--task", task,
+                "--dataset_path", str(corpus),
+                "--text_source", "asr",
+                "--config_overrides", f"classifier_inputs={inputs}",
+                *finetune_audio,
+                *(["--extra_test_split_names", natural] if natural else []),
+                # the pre-trained start's classifiers are what a user keeps (pipeline, app); the baselines are
+                # only a comparison
+                "--save_model", str(keep).lower(),
+                *(["--inference_asr", args.inference_asr] if keep and args.inference_asr else []),
+                *_common(args, folder, args.finetune_epochs),
+            ]  # fmt: skip
+            jobs.append(((task, name), folder / "finetune_results.json", argv))
+    start_time = time.perf_counter()
+    results = run_in_parallel("run_finetune.py", jobs, args.parallel_jobs)
+    timings["finetune_s"] = time.perf_counter() - start_time
+    rows = []
+    for task in args.tasks.split(","):
+        for name, _, _ in ARMS:
+            result = results[(task, name)]
             if natural:
-                evaluation = run_script(
-                    "run_evaluate.py",
-                    folder / f"eval-{natural}" / "all_results.json",
-                    [
-                        "--model_name_or_path", str(folder),
-                        "--task", task,
-                        "--dataset_path", str(corpus),
-                        "--split", natural,
-                        "--per_device_eval_batch_size", str(args.batch_size),
-                        "--output_dir", str(folder / f"eval-{natural}"),
-                        "--report_to", "none",
-                    ],
-                )  # fmt: skip
-                result["natural_accuracy"] = evaluation[f"{natural}_accuracy"]
-            timings[f"finetune_{task}_{start}_{inputs}_s"] = time.perf_counter() - step
+                result["natural_accuracy"] = result[f"{natural}_accuracy"]
             rows.append({"init": name, **result})
         rows.append({"init": TFIDF, "task": task, **tfidf_row(corpus, task, args.seed, natural)})
 

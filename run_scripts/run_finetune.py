@@ -246,6 +246,14 @@ class FinetuneArguments:
             "tower)"
         },
     )
+    extra_test_split_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "more splits to score the final model on after --test_split_name, each reported as "
+            "<split>_<metric> (e.g. the corpus' natural-voice test_natural)",
+            "nargs": "+",
+        },
+    )
     evaluate_test: bool = field(
         default=True,
         metadata={
@@ -361,9 +369,10 @@ def cache_audio(
         logger.info("the audio tower runs every epoch: %s", blocker)
         return splits
     test = args.trial_split_name if spec.task_type == "speaker_verification" else data_args.test_split_name
+    scored = {test, *(args.extra_test_split_names or ())}
     cached = {
         name: split
-        if args.num_folds == 1 and name == test
+        if args.num_folds == 1 and name in scored
         else cache_frozen_audio(
             model,
             processor,
@@ -375,7 +384,7 @@ def cache_audio(
         )
         for name, split in splits.items()
     }
-    logger.info("the frozen audio tower ran once per clip of %s", [n for n in cached if n != test])
+    logger.info("the frozen audio tower ran once per clip of %s", [n for n in cached if n not in scored])
     return DatasetDict(cached)
 
 
@@ -433,6 +442,10 @@ def validate_arguments(args: FinetuneArguments) -> None:
     if args.model_type in FREEZABLE and args.text_encoder_learning_rate is None:
         # The recipe's rate for a pretrained text tower (benchmarks/results/finetune_recipe.md).
         args.text_encoder_learning_rate = TEXT_ENCODER_LEARNING_RATE
+    if args.extra_test_split_names and (verification or args.num_folds > 1):
+        raise ValueError(
+            "--extra_test_split_names applies to classification and regression with --num_folds 1"
+        )
     if args.early_stopping_patience < 0:
         raise ValueError(f"--early_stopping_patience must be >= 0, got {args.early_stopping_patience}")
     if args.num_folds < 1:
@@ -456,7 +469,12 @@ def load_task_splits(
         trials = (args.trial_split_name,)
         make = (data_args.validation_split_name,)
     elif args.num_folds == 1:
-        names = (data_args.train_split_name, data_args.validation_split_name, data_args.test_split_name)
+        names = (
+            data_args.train_split_name,
+            data_args.validation_split_name,
+            data_args.test_split_name,
+            *(args.extra_test_split_names or ()),
+        )
         make = (data_args.validation_split_name, data_args.test_split_name)
     else:
         names = tuple(name.strip() for name in args.cv_splits.split(",") if name.strip())
@@ -481,6 +499,7 @@ def make_folds(
             train=few_shot(splits[data_args.train_split_name], args.train_size, seed),
             validation=splits[data_args.validation_split_name],
             test=splits[test],
+            **{name: splits[name] for name in args.extra_test_split_names or ()},
         )
     ]
 
@@ -628,6 +647,10 @@ def train_and_evaluate(
         label_names = (
             None if spec.task_type == "regression" else [config.id2label[i] for i in range(config.num_labels)]
         )
+    for name in args.extra_test_split_names or ():
+        extra = evaluate_test_split(trainer, splits[name], out, metric_key_prefix=name)
+        extra[f"{name}_size"] = splits[name].num_rows
+        metrics.update(extra)
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
     if trainer.is_world_process_zero():

@@ -276,10 +276,25 @@ def test_csv_of_audio_paths_with_its_own_column_names(dsclap_checkpoint, tmp_pat
         "--audio_column_name", "wav",
         "--text_column_name", "words",
         "--label_column_name", "target",
+        "--extra_test_split_names", "dev",
     )  # fmt: skip
-    assert (results["train_size"], results["test_size"]) == (12, 6)
+    assert (results["train_size"], results["test_size"], results["dev_size"]) == (12, 6, 6)
     config = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ft").config
     assert config.id2label == dict(enumerate(LABELS))
+    # the extra split's score is the saved model's on that split, as run_evaluate.py computes it
+    metrics = _script("run_evaluate").main(
+        [
+            "--model_name_or_path", str(tmp_path / "ft"),
+            "--data_files", f"train={tmp_path / 'train.csv'}", f"dev={tmp_path / 'dev.csv'}",
+            "--audio_column_name", "wav",
+            "--text_column_name", "words",
+            "--label_column_name", "target",
+            "--split", "dev",
+            "--output_dir", str(tmp_path / "ev"),
+            *TRAINING,
+        ]
+    )  # fmt: skip
+    assert metrics["dev_accuracy"] == pytest.approx(results["dev_accuracy"])
 
 
 def test_one_split_dataset_gets_seeded_validation_and_test_splits(dsclap_checkpoint, tmp_path):

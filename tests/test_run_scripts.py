@@ -411,12 +411,28 @@ def test_demo_pretrains_on_a_pretrained_whisper_tower(corpus, whisper_tiny_check
     assert config["audio_config"]["model_type"] == "whisper"
     assert config["num_frozen_audio_layers"] == 1 and config["freeze_audio_feature_encoder"] is True
     table = (out / "results.md").read_text().splitlines()
-    assert [row.split("|")[2].strip() for row in table[2:]] == ["DSCLAP pre-trained", "no pre-training"]
+    assert [row.split("|")[2].strip() for row in table[2:]] == [
+        "DSCLAP pre-trained",
+        "no pre-training",
+        "text tower alone",
+        "audio tower alone",
+        "TF-IDF + LR (text only)",
+    ]
+    assert table[0].endswith("test_natural accuracy |")
     results = json.loads((out / "results.json").read_text())
     assert {"initial_eval_audio_to_text_r@1", "eval_audio_to_text_r@1"} <= set(results["pretrain"])
     # the classifier fine-tuned from the pre-trained model is kept for the pipeline and the app, the baseline is not
     assert (out / "finetune" / "directed-pretrained" / "model.safetensors").is_file()
     assert not (out / "finetune" / "directed-baseline" / "model.safetensors").exists()
+    # the kept classifier runs Whisper tiny.en on raw audio (the recogniser chosen on natural speech)
+    from audiolang.pipelines import saved_inference_asr_config
+
+    assert saved_inference_asr_config(out / "finetune" / "directed-pretrained")[0] == "whisper-tiny.en"
+    # every row is scored on the natural-voice split too, by the same run (or the same rows for TF-IDF)
+    for row in results["finetune"]:
+        assert 0.0 <= row["natural_accuracy"] <= 1.0
+        if row["init"] != "TF-IDF + LR (text only)":
+            assert row["natural_accuracy"] == row["test_natural_accuracy"]
     # the card names the Hub ids among the base models; a local folder means nothing on the Hub
     card = ModelCard.load(out / "dsclap" / "README.md").data
     assert card.base_model == ["sentence-transformers/all-MiniLM-L6-v2"]

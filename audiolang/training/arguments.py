@@ -95,7 +95,7 @@ class DatasetArguments:
 # every epoch, keep the best checkpoint, stop after EARLY_STOPPING_PATIENCE epochs without a better one. The new
 # layers (classifier, projections) learn at `learning_rate`; a pretrained text tower at TEXT_ENCODER_LEARNING_RATE.
 EARLY_STOPPING_PATIENCE = 3
-TEXT_ENCODER_LEARNING_RATE = 5e-5
+TEXT_ENCODER_LEARNING_RATE = 2e-5
 
 
 @dataclass
