@@ -263,7 +263,10 @@ def _task_usage(architecture: str, repo: str, has_examples: bool) -> str:
     if architecture.endswith("ForSequenceClassification"):
         usage = (
             "Raw audio in, label out: the `audio-text-classification` pipeline transcribes the clip with the ASR "
-            "the folder names (pass `transcript=` to use your own) and classifies clip and transcript together.\n\n"
+            "the folder names (`asr/inference/asr_config.json` when recorded, else the recogniser of the training "
+            "transcripts in `asr/asr_config.json`; `asr=` per call picks another, `transcript=` uses your own) and "
+            "classifies clip and transcript together. The recogniser is the trade-off between accuracy and speed on "
+            "raw audio: see the audiolang README's table of raw-audio accuracy and clips/s per recogniser.\n\n"
             "```python\nfrom transformers import pipeline\n\n"
             f'classifier = pipeline("audio-text-classification", model="{repo}", trust_remote_code=True)\n'
             'classifier("clip.wav")  # {"label": ..., "score": ..., "transcript": ...}\n```'

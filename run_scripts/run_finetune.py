@@ -769,6 +769,7 @@ def write_card(
             "fine-tuning task": spec.name,
             "label column": spec.label_column,
             "text column": run.text_column,
+            **({"recogniser on raw audio": args.inference_asr} if args.inference_asr else {}),
             "training rows": result["train_size"],
             "seed": training_args.seed,
             **({"objective": result["objective"]} if result["objective"] else {}),
