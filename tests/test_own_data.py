@@ -146,6 +146,22 @@ def test_label_errors_name_what_exists():
         prepare_labels(DatasetDict(test=splits["test"]), "label", label_names=["a", "b"])
 
 
+def test_speaker_classes_are_the_training_speakers():
+    """Speaker verification classifies the training speakers; validation rows of other speakers are left out of that
+    classifier's evaluation (verification is scored on the trial split), and the trial split keeps no labels."""
+    splits = DatasetDict(
+        train=Dataset.from_dict({"spk": ["b", "a", "b"]}),
+        validation=Dataset.from_dict({"spk": ["a", "zed", "b"]}),
+        trials=Dataset.from_dict({"spk": ["x", "y"]}),
+    )
+    labelled, task_type, names = prepare_labels(
+        splits, "spk", "speaker_verification", unlabelled_splits=("trials",)
+    )
+    assert (task_type, names) == ("speaker_verification", ["a", "b"])
+    assert labelled["validation"]["spk"] == ["a", "b"] and labelled["validation"]["labels"] == [0, 1]
+    assert "labels" not in labelled["trials"].column_names
+
+
 def test_resolve_task_shorthands_and_errors():
     assert resolve_task(None, None, None).label_column == "directed"
     intent = resolve_task("intent", None, None)

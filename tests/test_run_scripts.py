@@ -440,7 +440,7 @@ def test_demo_pretrains_on_a_pretrained_whisper_tower(corpus, whisper_tiny_check
 
 def test_finetune_config_overrides_reach_the_family_and_the_encoder_configs(dsclap_checkpoint: Path) -> None:
     sys.path.insert(0, str(SCRIPTS))
-    from run_finetune import FinetuneArguments, config_overrides, load_model
+    from run_finetune import FinetuneArguments, config_overrides, load_model, resolve_task
 
     args = FinetuneArguments(
         model_name_or_path=str(dsclap_checkpoint),
@@ -454,7 +454,7 @@ def test_finetune_config_overrides_reach_the_family_and_the_encoder_configs(dscl
         "hidden_dropout": 0.05,
         "audio_config": {"use_weighted_layer_sum": True},
     }
-    model = load_model(args, ["neutral", "happy", "sad"])
+    model = load_model(args, resolve_task("emotion", None, None), ["neutral", "happy", "sad"])
     assert model.config.audio_config.use_weighted_layer_sum and model.config.num_frozen_audio_layers == 1
     assert model.audio_layer_weights.requires_grad and not any(
         p.requires_grad for p in model.audio_model.parameters()

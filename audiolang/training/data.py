@@ -296,6 +296,23 @@ def prepare_labels(
             continue
         split_feature = split.features[label_column]
         unknown = sorted({_label_name(v, split_feature) for v in split[label_column]} - set(index))
+        if unknown and task_type == "speaker_verification" and label_names is None:
+            # The classifier only knows the training speakers; verification itself is scored on the trial split.
+            split = split.filter(
+                lambda y, f=split_feature: _label_name(y, f) in index,
+                input_columns=[label_column],
+                desc="speakers of the training split",
+            )
+            logger.warning(
+                "split %r: the rows of %d speaker(s) the training split does not have (%s) are left out of the "
+                "speaker classifier's evaluation",
+                name,
+                len(unknown),
+                ", ".join(unknown[:5]),
+            )
+            unknown = []
+            if split.num_rows == 0:
+                raise ValueError(f"split {name!r} has no speaker of the {reference!r} split")
         if unknown:
             source = "the model's labels" if label_names is not None else f"the {reference!r} split"
             raise ValueError(
