@@ -8,11 +8,19 @@ This module is a flat sibling of the modeling/processing modules: it imports not
 be copied next to a checkpoint and loaded with `trust_remote_code=True`.
 """
 
+import os
+import re
 from typing import Any
 
 import numpy as np
 
-__all__ = ["check_batch_sizes", "validate_raw_audio", "validate_sampling_rate"]
+__all__ = [
+    "check_batch_sizes",
+    "decode_error_message",
+    "truncation_problem",
+    "validate_raw_audio",
+    "validate_sampling_rate",
+]
 
 # Larger samples are not audio (float audio lies in [-1, 1], integer PCM within 2**31), and they would overflow the
 # float32 arithmetic of normalisation and power spectra into inf/NaN features.
@@ -175,3 +183,71 @@ def check_batch_sizes(audio_batch_size: int, text_batch_size: int) -> None:
             f"`audio` has {audio_batch_size} clips but `text` has {text_batch_size} transcripts: paired inputs need "
             f"one transcript per clip, in the same order."
         )
+
+
+# torchcodec prefixes its errors with the C++ function, source file and line: no use to someone with a bad file.
+_CPP_SOURCE = re.compile(r"^\w+, \S+\.(?:cpp|h):\d+, ")
+
+
+def decode_error_message(error: Exception) -> str:
+    """What a decoder's exception says about a file, in one line for the user: the first line of its message, without
+    torchcodec's C++ source location, and in words where the decoder's own are no help (a file with no audio
+    stream)."""
+    first_line = _CPP_SOURCE.sub("", next(iter(str(error).splitlines()), "")).strip()
+    if "should never happen" in first_line or "best audio stream is unknown" in first_line:
+        first_line = "no audio stream found: not an audio file, or an empty one"
+    return f"{type(error).__name__}: {first_line}"
+
+
+def truncation_problem(source: str | os.PathLike | bytes, decoded_seconds: float) -> str:
+    """`""`, or how a file is cut short: `decoded_seconds` (what the decoder returned) against the length its header
+    declares. WAV headers are read directly (libsndfile clamps a WAV's frame count to what the file holds); FLAC and
+    AIFF headers through `soundfile.info`; other formats declare no exact length and are not checked."""
+    declared = _declared_seconds(source)
+    # A millisecond of slack: rounding between sample rates, never a truncation worth a warning.
+    if declared is None or decoded_seconds >= declared - 1e-3:
+        return ""
+    return (
+        f"truncated: its header declares {declared:.2f} s of audio but the file holds {decoded_seconds:.2f} s"
+    )
+
+
+def _declared_seconds(source: str | os.PathLike | bytes) -> float | None:
+    if isinstance(source, (bytes, bytearray)):
+        head = bytes(source[:65536])
+    else:
+        with open(source, "rb") as f:
+            head = f.read(65536)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return _wav_declared_seconds(head)
+    if head[:4] not in (b"fLaC", b"FORM"):
+        return None
+    try:
+        import io
+
+        import soundfile as sf
+
+        info = sf.info(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else os.fspath(source))
+    except Exception:  # noqa: BLE001 (an unreadable header: the decoder's own error says more)
+        return None
+    return info.frames / info.samplerate if info.samplerate else None
+
+
+def _wav_declared_seconds(head: bytes) -> float | None:
+    """The length a RIFF/WAVE header declares: its `data` chunk's size over the `fmt ` chunk's block size and rate."""
+    position, rate, block_align = 12, 0, 0
+    while position + 8 <= len(head):
+        chunk, size = (
+            head[position : position + 4],
+            int.from_bytes(head[position + 4 : position + 8], "little"),
+        )
+        if chunk == b"fmt " and position + 22 <= len(head):
+            rate = int.from_bytes(head[position + 12 : position + 16], "little")
+            block_align = int.from_bytes(head[position + 20 : position + 22], "little")
+        elif chunk == b"data":
+            # 0 and 0xFFFFFFFF: a streamed WAV whose writer never filled the size in.
+            if not rate or not block_align or size in (0, 0xFFFFFFFF):
+                return None
+            return size // block_align / rate
+        position += 8 + size + (size & 1)
+    return None

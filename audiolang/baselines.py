@@ -28,6 +28,7 @@ __all__ = [
     "TFIDF_TASK_TYPES",
     "TfidfBaselineOutput",
     "tfidf_baseline",
+    "tfidf_split_metrics",
     "tfidf_task_metrics",
 ]
 
@@ -221,3 +222,36 @@ def tfidf_task_metrics(
         EvalPrediction(predictions=scores, label_ids=np.asarray(test["labels"]))
     )
     return {f"test_{name}": float(value) for name, value in metrics.items()}
+
+
+def tfidf_split_metrics(
+    data_args: Any,
+    eval_splits: Sequence[str],
+    task: str | None = None,
+    label_column_name: str | None = None,
+    task_type: str | None = None,
+    seed: int = 0,
+    text_column: str = "asr_text",
+    train_split: str = "train",
+) -> dict[str, dict[str, float]]:
+    """`tfidf_task_metrics` on the rows and labels that a fine-tuning run with the same `--task` /
+    `--label_column_name` / `--task_type` reads from `data_args` (an `audiolang.training.DatasetArguments`: the same
+    `load_labelled_splits`, so the same label ids and the same dropped rows), trained on `train_split` and scored on
+    each of `eval_splits`: `{split: {"test_accuracy": ...}}`. `text_column` is the transcript column both read (the
+    corpus' ASR transcripts by default)."""
+    from .training import load_labelled_splits, resolve_task
+
+    splits, spec, label_names = load_labelled_splits(
+        data_args,
+        resolve_task(task, label_column_name, task_type),
+        (train_split, *eval_splits),
+        16_000,
+        seed,
+    )
+    num_labels = None if label_names is None else len(label_names)
+    return {
+        split: tfidf_task_metrics(
+            splits[train_split], splits[split], text_column, spec.name, num_labels, seed
+        )
+        for split in eval_splits
+    }

@@ -2,11 +2,8 @@
 
 from typing import Any
 
-import librosa
 import numpy as np
-import scipy.sparse
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.ndimage import correlate1d
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import TensorType
 
@@ -133,6 +130,11 @@ class CtalFeatureExtractor(SequenceFeatureExtractor):
         # `mel_filters` and `window` are rebuilt from the fields above, never saved (`to_dict` drops them). Each
         # FFT bin feeds at most two bands: a sparse `(n_fft // 2 + 1, num_mel_bins)` projection costs ~40x fewer
         # operations than the dense one (and no BLAS threads, which contend badly with data-loader workers).
+        # librosa and scipy load here, not at import: registering this class with `AutoFeatureExtractor` imports the
+        # module, and the two cost more than the Auto class itself.
+        import librosa
+        import scipy.sparse
+
         self.mel_filters = scipy.sparse.csr_array(
             librosa.filters.mel(sr=sampling_rate, n_fft=n_fft, n_mels=num_mel_bins).T
         )
@@ -268,6 +270,8 @@ class CtalFeatureExtractor(SequenceFeatureExtractor):
         either end, `mode="interp"` repeats the slope of the first (last) full window. Clamping each frame's
         index to that range per clip keeps padded frames out of a clip's deltas.
         """
+        from scipy.ndimage import correlate1d
+
         half = self.delta_width // 2
         offsets = np.arange(-half, half + 1, dtype=np.float32)
         slopes = correlate1d(log_mel, offsets / np.square(offsets).sum(), axis=1, mode="constant")

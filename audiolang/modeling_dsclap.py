@@ -263,6 +263,70 @@ class DsclapModel(DsclapPreTrainedModel):
             hard_negative_generator: Seeded generator for drawing hard negatives when `num_hard_negatives > 1`;
                 torch's default generator (seeded by `transformers.set_seed`) otherwise.
         """
+        audio_embeds, text_embeds, audio_outputs, text_outputs = self._embed(
+            input_values,
+            input_features,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            output_attentions,
+            output_hidden_states,
+        )
+        return self._score(
+            audio_embeds, text_embeds, return_loss, hard_negative_generator, audio_outputs, text_outputs
+        )
+
+    def contrastive_embeddings(
+        self,
+        input_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`(audio_embeds, text_embeds)` of paired rows: what the DSCLAP loss compares. With
+        `contrastive_loss_from_embeddings`, it lets `audiolang.training.gradient_cached_backward` train on a batch
+        larger than the activation memory allows (GradCache, Gao et al. 2021)."""
+        audio_embeds, text_embeds, _, _ = self._embed(
+            input_values,
+            input_features,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+            None,
+            None,
+        )
+        return audio_embeds, text_embeds
+
+    def contrastive_loss_from_embeddings(
+        self,
+        embeddings: tuple[torch.Tensor, torch.Tensor],
+        return_loss: bool | None = True,
+        hard_negative_generator: torch.Generator | None = None,
+    ) -> DsclapOutput:
+        """The forward's output (loss and its parts, logits, embeddings; no encoder outputs) from the
+        `contrastive_embeddings` of the whole batch."""
+        audio_embeds, text_embeds = embeddings
+        return self._score(audio_embeds, text_embeds, return_loss, hard_negative_generator, None, None)
+
+    def _embed(
+        self,
+        input_values: torch.Tensor | None,
+        input_features: torch.Tensor | None,
+        audio_attention_mask: torch.Tensor | None,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, BaseModelOutputWithPooling, BaseModelOutputWithPooling]:
         audio_outputs, text_outputs = self._encode_pair(
             input_values,
             input_features,
@@ -276,7 +340,17 @@ class DsclapModel(DsclapPreTrainedModel):
         )
         audio_embeds = F.normalize(self.audio_projection(audio_outputs.pooler_output), dim=-1)
         text_embeds = F.normalize(self.text_projection(text_outputs.pooler_output), dim=-1)
+        return audio_embeds, text_embeds, audio_outputs, text_outputs
 
+    def _score(
+        self,
+        audio_embeds: torch.Tensor,
+        text_embeds: torch.Tensor,
+        return_loss: bool | None,
+        hard_negative_generator: torch.Generator | None,
+        audio_outputs: BaseModelOutputWithPooling | None,
+        text_outputs: BaseModelOutputWithPooling | None,
+    ) -> DsclapOutput:
         scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
         logits_per_audio = scale * audio_embeds @ text_embeds.T
         logits_per_text = logits_per_audio.T

@@ -231,6 +231,46 @@ class TurboPreTrainedModel(FamilyAutoMapMixin, DualEncoderMixin, PreTrainedModel
             + parts.cross_loss_22,
         )
 
+    def _compares_two_passes(self) -> bool:
+        """Whether the training loss compares two dropout passes (objective `"turbo"` in training mode)."""
+        return self.config.objective == "turbo" and self.training
+
+    def contrastive_embeddings(
+        self,
+        input_values: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """`(h_a, h_t)` of the first pass, then of the second when the loss compares two (`"turbo"` in training):
+        the joint-space states the loss reads, before normalisation. With `contrastive_loss_from_embeddings`, it lets
+        `audiolang.training.gradient_cached_backward` train on a batch larger than the activation memory allows
+        (GradCache, Gao et al. 2021); the two passes of a row run back to back, so replaying the random state of a
+        micro-batch replays both dropout views."""
+        inputs = (
+            input_values,
+            input_features,
+            audio_attention_mask,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            position_ids,
+        )
+        passes = [self._forward_pass(*inputs, None, None)]
+        if self._compares_two_passes():
+            passes.append(self._forward_pass(*inputs, None, None))
+        return tuple(hidden for p in passes for hidden in (p.audio_hidden, p.text_hidden))
+
+    @staticmethod
+    def _passes_from_embeddings(embeddings: tuple[torch.Tensor, ...]) -> list[_Pass]:
+        return [
+            _Pass(audio_hidden=audio, text_hidden=text, audio_outputs=None, text_outputs=None)
+            for audio, text in zip(embeddings[0::2], embeddings[1::2], strict=True)
+        ]
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: Any, *args: Any, **kwargs: Any) -> Any:
         """`PreTrainedModel.from_pretrained`, which also accepts a DSCLAP checkpoint (its encoders are loaded, the
@@ -351,6 +391,15 @@ class TurboModel(TurboPreTrainedModel):
         )
         flags = (output_attentions, output_hidden_states)
         first = self._forward_pass(*inputs, *flags)
+        return self._output(first, lambda: self._forward_pass(*inputs, *flags), return_loss)
+
+    def contrastive_loss_from_embeddings(self, embeddings: tuple[torch.Tensor, ...]) -> TurboOutput:
+        """The forward's output with `return_loss=True` (no encoder outputs) from the `contrastive_embeddings` of the
+        whole batch."""
+        passes = self._passes_from_embeddings(embeddings)
+        return self._output(passes[0], lambda: passes[1], return_loss=True)
+
+    def _output(self, first: _Pass, second_pass: Any, return_loss: bool | None) -> TurboOutput:
         logits_per_audio = first.audio_embeds @ first.text_embeds.T / self.config.temperature
         parts: dict[str, Any] = {}
         if return_loss:
@@ -359,7 +408,7 @@ class TurboModel(TurboPreTrainedModel):
                     "`return_loss=True` needs a contrastive objective, but `objective` is 'vanilla' (plain CE): use "
                     "TurboForSequenceClassification with labels, or objective='turbo' / 'cross'."
                 )
-            contrastive = self._contrastive_loss(first, lambda: self._forward_pass(*inputs, *flags))
+            contrastive = self._contrastive_loss(first, second_pass)
             parts = {"loss": contrastive.loss, **contrastive.as_dict()}
         return TurboOutput(
             logits_per_audio=logits_per_audio,
@@ -428,6 +477,22 @@ class TurboForSequenceClassification(TurboPreTrainedModel):
         )
         flags = (output_attentions, output_hidden_states)
         first = self._forward_pass(*inputs, *flags)
+        return self._output(first, lambda: self._forward_pass(*inputs, *flags), labels)
+
+    def _compares_two_passes(self) -> bool:
+        # lambda = 1 is plain CE: no second pass.
+        return super()._compares_two_passes() and self.config.classification_weight != 1
+
+    def contrastive_loss_from_embeddings(
+        self, embeddings: tuple[torch.Tensor, ...], labels: torch.Tensor | None = None
+    ) -> TurboSequenceClassifierOutput:
+        """The forward's output (no encoder outputs) from the `contrastive_embeddings` of the whole batch."""
+        passes = self._passes_from_embeddings(embeddings)
+        return self._output(passes[0], lambda: passes[1], labels)
+
+    def _output(
+        self, first: _Pass, second_pass: Any, labels: torch.Tensor | None
+    ) -> TurboSequenceClassifierOutput:
         if first.audio_hidden.shape[0] != first.text_hidden.shape[0]:
             raise ValueError(
                 f"Got {first.audio_hidden.shape[0]} clips and {first.text_hidden.shape[0]} transcripts: "
@@ -443,7 +508,7 @@ class TurboForSequenceClassification(TurboPreTrainedModel):
             if self.config.objective == "vanilla" or weight == 1:
                 parts["loss"] = classification
             else:
-                contrastive = self._contrastive_loss(first, lambda: self._forward_pass(*inputs, *flags))
+                contrastive = self._contrastive_loss(first, second_pass)
                 parts.update(contrastive.as_dict(), contrastive_loss=contrastive.loss)
                 parts["loss"] = weight * classification + (1 - weight) * contrastive.loss
         return TurboSequenceClassifierOutput(

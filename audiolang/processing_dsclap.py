@@ -3,7 +3,7 @@
 
 from typing import Any
 
-from transformers import AutoModel, PreTrainedConfig, PreTrainedTokenizerBase
+from transformers import PreTrainedConfig, PreTrainedTokenizerBase
 
 from .feature_extraction_dsclap import DsclapFeatureExtractor, DsclapWhisperFeatureExtractor
 from .processing_audio_text import AudioTextProcessor
@@ -67,6 +67,9 @@ def audio_feature_extractor(
         return DsclapWhisperFeatureExtractor(
             feature_size=audio_config.num_mel_bins, max_audio_samples=max_audio_samples
         )
+    # Imported here: `AutoModel` loads transformers' modeling code, which a processor otherwise never needs.
+    from transformers import AutoModel
+
     main_input_name = AutoModel._model_mapping[type(audio_config)].main_input_name
     if main_input_name != "input_values":
         raise ValueError(

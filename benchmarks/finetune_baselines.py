@@ -145,23 +145,18 @@ def available_extra_splits(args: argparse.Namespace) -> list[str]:
 
 
 def tfidf_arm(args, task: str, seed: int) -> dict[str, dict]:
-    from audiolang.baselines import tfidf_task_metrics
-    from audiolang.training import DatasetArguments, load_labelled_splits, resolve_task
+    from audiolang.baselines import tfidf_split_metrics
+    from audiolang.training import DatasetArguments
 
-    spec = resolve_task(task, None, None)
-    names = ("train", args.test_split, *available_extra_splits(args))
-    splits, spec, label_names = load_labelled_splits(
-        DatasetArguments(dataset_path=args.corpus_dir), spec, names, 16_000, seed
+    scores = tfidf_split_metrics(
+        DatasetArguments(dataset_path=args.corpus_dir),
+        (args.test_split, *available_extra_splits(args)),
+        task,
+        seed=seed,
     )
-    num_labels = None if label_names is None else len(label_names)
     return {
-        split: {
-            name.removeprefix("test_"): value
-            for name, value in tfidf_task_metrics(
-                splits["train"], splits[split], "asr_text", spec.name, num_labels, seed
-            ).items()
-        }
-        for split in names[1:]
+        split: {name.removeprefix("test_"): value for name, value in metrics.items()}
+        for split, metrics in scores.items()
     }
 
 

@@ -41,11 +41,18 @@ class BuildArguments:
             "'whisper-base', 'whisper-tiny.en', or any load_asr spec"
         },
     )
+    labelled_asr: str | None = field(
+        default=None,
+        metadata={
+            "help": "the ASR giving asr_text in every split but pretrain (default: the preset's, whisper-tiny.en for "
+            "default and large, --asr for tiny); 'none' for --asr's"
+        },
+    )
     overwrite: bool = field(
         default=False,
         metadata={
-            "help": "replace the corpus in output_dir (another one, or a damaged copy); a folder that holds "
-            "anything but an audiolang corpus is never replaced"
+            "help": "replace the corpus in output_dir (another one, or a damaged copy): only the files its build "
+            "wrote (listed in its marker) are deleted, and a folder that holds anything else is refused"
         },
     )
 
@@ -53,8 +60,11 @@ class BuildArguments:
 def main(argv: list[str] | None = None) -> None:
     configure_logging()
     (args,) = HfArgumentParser(BuildArguments).parse_args_into_dataclasses(args=argv)
+    overrides = {}
+    if args.labelled_asr is not None:
+        overrides["labelled_asr"] = None if args.labelled_asr.lower() == "none" else args.labelled_asr
     config = CorpusConfig.from_preset(
-        args.preset, seed=args.seed, num_utterances=args.num_utterances, asr=args.asr
+        args.preset, seed=args.seed, num_utterances=args.num_utterances, asr=args.asr, **overrides
     )
     path = corpus_dir(config, args.output_dir)
     build_corpus(config=config, output_dir=path, num_workers=args.num_workers, overwrite=args.overwrite)

@@ -142,20 +142,13 @@ def format_results(rows: list[dict], natural_split: str | None) -> str:
 
 def tfidf_row(corpus: Path, task: str, seed: int, natural: str | None) -> dict:
     """The ten-line baseline on the same rows and ASR transcripts as the fine-tuned models: TF-IDF word and character
-    n-grams + logistic regression (`audiolang.baselines.tfidf_task_metrics`)."""
-    from audiolang.baselines import tfidf_task_metrics
-    from audiolang.training import DatasetArguments, load_labelled_splits, resolve_task
+    n-grams + logistic regression (`audiolang.baselines.tfidf_split_metrics`)."""
+    from audiolang.baselines import tfidf_split_metrics
+    from audiolang.training import DatasetArguments
 
-    names = ("train", "test", *([natural] if natural else []))
-    splits, spec, label_names = load_labelled_splits(
-        DatasetArguments(dataset_path=str(corpus)), resolve_task(task, None, None), names, 16_000, seed
+    scores = tfidf_split_metrics(
+        DatasetArguments(dataset_path=str(corpus)), ("test", *([natural] if natural else [])), task, seed=seed
     )
-    scores = {
-        split: tfidf_task_metrics(
-            splits["train"], splits[split], "asr_text", spec.name, len(label_names), seed
-        )
-        for split in names[1:]
-    }
     row = dict(scores["test"])
     if natural:
         row["natural_accuracy"] = scores[natural]["test_accuracy"]

@@ -22,12 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from transformers import (
-    AutoModelForSequenceClassification,
-    AutoProcessor,
-    HfArgumentParser,
-    TrainingArguments,
-)
+from transformers import AutoModelForSequenceClassification, AutoProcessor, HfArgumentParser
 
 from audiolang.metrics import make_compute_metrics
 from audiolang.plots import write_evaluation_plots
@@ -36,6 +31,7 @@ from audiolang.training import (
     TASKS,
     TEXT_COLUMNS,
     AudioTextTrainer,
+    CheckedTrainingArguments,
     DataCollatorForAudioText,
     DatasetArguments,
     RunArguments,
@@ -99,7 +95,7 @@ class EvaluateArguments:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = HfArgumentParser((EvaluateArguments, DatasetArguments, RunArguments, TrainingArguments))
+    parser = HfArgumentParser((EvaluateArguments, DatasetArguments, RunArguments, CheckedTrainingArguments))
     args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
     if args.task is not None and args.task not in EVALUATION_TASKS:

@@ -91,6 +91,7 @@ from audiolang.training import (
     check_audio,
     check_model_family,
     configure_logging,
+    data_fingerprint,
     ensure_text_column,
     evaluate_test_split,
     few_shot,
@@ -101,6 +102,7 @@ from audiolang.training import (
     parse_config_overrides,
     resolve_task,
     resume_checkpoint,
+    run_record,
     speaker_verification_metrics,
 )
 
@@ -279,12 +281,27 @@ def main(argv: list[str] | None = None) -> dict:
             "--resume_from_checkpoint names one checkpoint, but with --num_folds each fold resumes from the last "
             "checkpoint of its own folder (<output_dir>/fold-<i>): drop --resume_from_checkpoint."
         )
+    # What makes this run's checkpoints: a checkpoint of another run in --output_dir is not resumed.
+    record = run_record(
+        training_args,
+        model_name_or_path=args.model_name_or_path,
+        model_type=args.model_type,
+        task=spec.name or None,
+        label_column_name=spec.label_column,
+        task_type=args.task_type,
+        text_column_name=args.text_column_name or TEXT_COLUMNS.get(args.text_source),
+        train_size=args.train_size,
+        num_folds=args.num_folds,
+        dataset=data_fingerprint(data_args),
+        train_split_name=data_args.train_split_name,
+    )
     checkpoints = [
         resume_checkpoint(
             folder,
             run_args.overwrite_output_dir,
             training_args.resume_from_checkpoint,
             args.model_name_or_path,
+            record=record,
         )
         for folder in fold_dirs
     ]

@@ -24,7 +24,12 @@ by an iterative-denoising round that re-translates every item from its previous 
     # two CPU processes (gloo), negatives gathered across both
     torchrun --nproc_per_node 2 run_scripts/run_pretrain.py --model_type dsclap ...
     # GPUs, mixed precision
-    accelerate launch run_scripts/run_pretrain.py --model_type dsclap --bf16 ...
+    accelerate launch run_scripts/run_pretrain.py --model_type dsclap --bf16 true ...
+    # a contrastive batch of 256 per device, activations of 32 rows at a time (gradient caching)
+    ... --per_device_train_batch_size 256 --contrastive_micro_batch_size 32
+
+``--bf16 true`` without a bf16 GPU stops at once and says to add ``--use_cpu true`` (CPU autocast), unless
+``accelerate launch --cpu`` chose the CPU already; see docs/training-at-scale.md.
 
 Streaming (``--streaming``, DSCLAP and CTAL): the training split is read as a ``datasets`` stream and never
 materialised: ``--dataset_name`` (a Hub id, or a local folder of parquet/arrow shards such as
@@ -63,6 +68,7 @@ from audiolang.plots import write_training_curves
 from audiolang.training import (
     ROW_INDEX_COLUMN,
     AudioTextTrainer,
+    AudioTextTrainingArguments,
     DataCollatorForAudioText,
     DataCollatorForCtalPreTraining,
     DatasetArguments,
@@ -78,6 +84,7 @@ from audiolang.training import (
     check_output_folder,
     configure_logging,
     ctal_loss_parts,
+    data_fingerprint,
     data_folder,
     drop_empty_transcripts,
     embed_dataset,
@@ -90,6 +97,7 @@ from audiolang.training import (
     pretrain_lrat,
     resume_checkpoint,
     retrieval_metrics,
+    run_record,
 )
 from audiolang.training.streaming import (
     DEFAULT_BUFFER_BATCHES,
@@ -213,19 +221,34 @@ class DataArguments(DatasetArguments):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, LratArguments, TrainingArguments))
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, RunArguments, LratArguments, AudioTextTrainingArguments)
+    )
     model_args, data_args, run_args, lrat_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     configure_logging(training_args.process_index)
     if model_args.model_type not in MODEL_TYPES:
         raise ValueError(
             f"--model_type {model_args.model_type!r} has no pre-training yet; choose one of {MODEL_TYPES}"
         )
+    validate_streaming(model_args, data_args, training_args)
+    # What makes this run's checkpoints (a checkpoint of another run in --output_dir is not resumed).
+    record = run_record(
+        training_args,
+        **{k: v for k, v in asdict(model_args).items() if k != "save_initial_model"},
+        **(asdict(lrat_args) if model_args.model_type == "lrat" else {}),
+        dataset=data_fingerprint(data_args),
+        train_split_name=data_args.train_split_name,
+        text_column_name=data_args.text_column_name,
+        max_train_samples=data_args.max_train_samples,
+    )
     # An lrat run has two phases (the warm-up writes under output_dir/warmup): it resumes from either.
     find_checkpoint = lrat_resume_point if model_args.model_type == "lrat" else resume_checkpoint
     checkpoint = find_checkpoint(
-        training_args.output_dir, run_args.overwrite_output_dir, training_args.resume_from_checkpoint
+        training_args.output_dir,
+        run_args.overwrite_output_dir,
+        training_args.resume_from_checkpoint,
+        record=record,
     )
-    validate_streaming(model_args, data_args, training_args)
     set_seed(training_args.seed)
     # The collator reads the audio and text columns, which are not forward() parameters.
     training_args.remove_unused_columns = False
@@ -473,6 +496,12 @@ def validate_streaming(
 ) -> None:
     if data_args.dataset_name and data_args.dataset_path:
         raise ValueError("--dataset_name and --dataset_path both name the data: pass one of them")
+    if training_args.contrastive_micro_batch_size and model_args.model_type != "dsclap":
+        raise ValueError(
+            f"--contrastive_micro_batch_size applies to contrastive pre-training (--model_type dsclap), not to "
+            f"{model_args.model_type}, whose losses are per example: unset it (gradient accumulation saves memory "
+            "there)."
+        )
     if not data_args.streaming:
         return
     if training_args.max_steps <= 0:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 import torch
+from model_tester import dsclap_config
 from transformers import BertTokenizer
 
 from audiolang import DsclapConfig, DsclapModel, DsclapProcessor
@@ -38,21 +39,7 @@ def dsclap_tokenizer() -> BertTokenizer:
 @pytest.fixture(scope="session")
 def dsclap_config_factory() -> Callable[..., DsclapConfig]:
     """`factory(**overrides)`: the tiny preset without dropout, so that train-mode runs are deterministic."""
-
-    def factory(**overrides: object) -> DsclapConfig:
-        audio = {
-            "hidden_dropout": 0.0,
-            "attention_dropout": 0.0,
-            "activation_dropout": 0.0,
-            "feat_proj_dropout": 0.0,
-        }
-        text = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-        audio.update(overrides.pop("audio_config", {}))
-        text.update(overrides.pop("text_config", {}))
-        overrides.setdefault("classifier_dropout", 0.0)
-        return DsclapConfig.from_preset("tiny", audio_config=audio, text_config=text, **overrides)
-
-    return factory
+    return dsclap_config
 
 
 @pytest.fixture(scope="session")

@@ -142,3 +142,37 @@ def test_tfidf_task_metrics_scores_with_the_task_metrics():
     assert metrics["test_accuracy"] == 1.0 and metrics["test_eer"] == 0.0
     three = tfidf_task_metrics(train, test, "t", "classification", num_labels=3)
     assert three["test_accuracy"] == 1.0
+
+
+def test_tfidf_split_metrics_reads_the_rows_and_labels_of_the_run(tmp_path, audio_text_split):
+    """The baseline a results table prints beside a fine-tuned run: trained on the run's training rows and scored on
+    each named split with the run's metrics — equal to `tfidf_task_metrics` on the same rows taken by hand, with the
+    labels a user's string column gets."""
+    from datasets import DatasetDict
+
+    from audiolang.baselines import tfidf_split_metrics, tfidf_task_metrics
+    from audiolang.training import DatasetArguments
+
+    splits = {}
+    for seed, (name, rows) in enumerate({"train": 24, "test": 8, "other": 8}.items()):
+        split = audio_text_split(rows, seed)
+        splits[name] = split.add_column("label", ["on" if d else "off" for d in split["directed"]])
+    DatasetDict(splits).save_to_disk(str(tmp_path / "data"))
+
+    scores = tfidf_split_metrics(
+        DatasetArguments(dataset_path=str(tmp_path / "data")),
+        ("test", "other"),
+        label_column_name="label",
+        seed=3,
+    )
+
+    # Independent expectation: the string labels sorted into ids ("off" 0, "on" 1), then the same baseline.
+    def by_hand(split):
+        return split.map(lambda row: {"labels": int(row["label"] == "on")}).remove_columns("audio")
+
+    for name in ("test", "other"):
+        expected = tfidf_task_metrics(
+            by_hand(splits["train"]), by_hand(splits[name]), "asr_text", "classification", 2, 3
+        )
+        assert scores[name] == expected
+    assert set(scores) == {"test", "other"}

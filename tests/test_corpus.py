@@ -338,7 +338,11 @@ def test_marker_records_the_build_and_damage_is_refused_with_the_fix(tmp_path):
     with open(out / arrow, "r+b") as f:  # a copy that stopped half-way
         f.truncate(files[arrow] // 2)
     with pytest.raises(
-        ValueError, match=rf"damaged \({arrow} has \d+ bytes, {files[arrow]} when built.*--overwrite"
+        ValueError,
+        # A configuration that no preset gives: the hint rebuilds it from the one the marker records.
+        match=rf"damaged \({arrow} has \d+ bytes, {files[arrow]} when built\): rebuild it with "
+        rf"`build_corpus\(config=CorpusConfig\(\*\*corpus_info\('{out}'\)\['config'\]\), output_dir='{out}', "
+        r"overwrite=True\)`",
     ):
         load_corpus(out)
     with pytest.raises(ValueError, match="damaged"):  # the cache is not trusted either
@@ -348,3 +352,45 @@ def test_marker_records_the_build_and_damage_is_refused_with_the_fix(tmp_path):
         load_corpus(out)
     rebuilt = build_corpus(config=small_config(0), output_dir=out, progress=False, overwrite=True)
     assert rebuilt["train"].num_rows == SMALL["train"]
+
+
+class _BatchSizeASR:
+    """A recogniser that answers with the size of the batch it was given, to show how rows were transcribed."""
+
+    name = "batch-size"
+
+    def transcribe(self, audio, sampling_rate):
+        return [f"batch of {len(audio)}"] * len(audio)
+
+
+def test_labelled_splits_are_transcribed_by_their_own_recogniser_in_batches(tmp_path, monkeypatch):
+    """`labelled_asr` transcribes every split but pretrain (which keeps pocketsphinx and its domain LM), a chunk of
+    utterances per recogniser call; the recogniser is part of the fingerprint and of the card."""
+    loaded = []
+    monkeypatch.setattr(
+        corpus_module, "load_asr", lambda spec, **kwargs: loaded.append(spec) or _BatchSizeASR()
+    )
+    config = CorpusConfig(**{**small_config().__dict__, "labelled_asr": "fake-recogniser"})
+    assert config.fingerprint() != small_config().fingerprint()
+    # Default and large presets transcribe their labelled splits with Whisper tiny.en; tiny keeps pocketsphinx.
+    assert CorpusConfig.from_preset("default").labelled_asr == "whisper-tiny.en"
+    assert CorpusConfig.from_preset("tiny").labelled_asr is None
+
+    dataset = build_corpus(config=config, output_dir=tmp_path / "c", num_workers=1, progress=False)
+    assert loaded == ["fake-recogniser"]
+    assert not any(text.startswith("batch of") for text in dataset["pretrain"]["asr_text"])
+    # The 18 labelled utterances (4 per split, test_natural 2), in plan order: one call of 16, one of 2.
+    labelled = [text for split in SPLITS if split != "pretrain" for text in dataset[split]["asr_text"]]
+    assert sorted(labelled) == ["batch of 16"] * 16 + ["batch of 2"] * 2
+    assert "fake-recogniser for the labelled splits" in corpus_info(tmp_path / "c")["description"]
+
+
+def test_render_chunks_keep_order_size_and_one_recogniser_each():
+    plans = corpus_module.plan_corpus(small_config())
+    chunks = corpus_module.render_chunks(plans, size=3)
+    assert [plan for chunk in chunks for plan in chunk] == plans
+    assert all(1 <= len(chunk) <= 3 for chunk in chunks)
+    assert all(len({plan.split == "pretrain" for plan in chunk}) == 1 for chunk in chunks)
+    # Only a change of recogniser or a full chunk starts a new one.
+    for first, second in zip(chunks, chunks[1:], strict=False):
+        assert len(first) == 3 or (first[0].split == "pretrain") != (second[0].split == "pretrain")

@@ -3,7 +3,6 @@ architecture, losses and fusion, and the transformers model contract, on tiny co
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 from pathlib import Path
@@ -11,16 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from model_tester import FRAME_VOCAB, frame_batch
+from model_tester import ctal_config as tiny_config
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoConfig,
     AutoModel,
-    AutoModelForAudioXVector,
-    AutoModelForPreTraining,
-    AutoModelForSequenceClassification,
     AutoProcessor,
 )
-from transformers.modeling_layers import GradientCheckpointingLayer
 
 from audiolang import (
     CTAL_PRESETS,
@@ -37,63 +34,14 @@ from audiolang import (
 )
 from audiolang.metrics import equal_error_rate
 
-VOCAB = 64
+VOCAB = FRAME_VOCAB
 TEXT_LENGTHS = (7, 4, 6)
 FRAME_COUNTS = (50, 23, 37)
-
-
-def tiny_config(**overrides) -> CtalConfig:
-    """The tiny preset without dropout (deterministic train-mode runs), a small vocabulary and short limits."""
-    defaults = {
-        "vocab_size": VOCAB,
-        "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0,
-        "classifier_dropout": 0.0,
-        "max_position_embeddings": 32,
-        "max_audio_frames": 128,
-    }
-    return CtalConfig.from_preset("tiny", **{**defaults, **overrides})
 
 
 def build(model_class, seed: int = 0, **overrides):
     torch.manual_seed(seed)
     return model_class(tiny_config(**overrides))
-
-
-def make_batch(
-    text_lengths=TEXT_LENGTHS, frame_counts=FRAME_COUNTS, seed: int = 0
-) -> dict[str, torch.Tensor]:
-    """Right-padded `<s> ... </s>` texts and frame sequences of the given lengths; padding filled with junk so that
-    a leak would show."""
-    generator = torch.Generator().manual_seed(seed)
-    batch, max_text, max_frames = len(text_lengths), max(text_lengths), max(frame_counts)
-    input_ids = torch.full((batch, max_text), 1)
-    attention_mask = torch.zeros(batch, max_text, dtype=torch.long)
-    input_features = 5 * torch.randn(batch, max_frames, 160, generator=generator)  # junk in the padding
-    audio_attention_mask = torch.zeros(batch, max_frames, dtype=torch.long)
-    for row, (length, frames) in enumerate(zip(text_lengths, frame_counts, strict=True)):
-        input_ids[row, :length] = torch.randint(5, VOCAB, (length,), generator=generator)
-        input_ids[row, 0], input_ids[row, length - 1] = 0, 2
-        attention_mask[row, :length] = 1
-        input_features[row, :frames] = torch.randn(frames, 160, generator=generator)
-        audio_attention_mask[row, :frames] = 1
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "input_features": input_features,
-        "audio_attention_mask": audio_attention_mask,
-    }
-
-
-def row_alone(batch: dict[str, torch.Tensor], row: int) -> dict[str, torch.Tensor]:
-    """Row `row` of a padded batch, without its padding."""
-    text, frames = int(batch["attention_mask"][row].sum()), int(batch["audio_attention_mask"][row].sum())
-    return {
-        "input_ids": batch["input_ids"][row : row + 1, :text],
-        "attention_mask": batch["attention_mask"][row : row + 1, :text],
-        "input_features": batch["input_features"][row : row + 1, :frames],
-        "audio_attention_mask": batch["audio_attention_mask"][row : row + 1, :frames],
-    }
 
 
 def pretraining_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -111,7 +59,7 @@ def pretraining_labels(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 @pytest.fixture(scope="module")
 def batch() -> dict[str, torch.Tensor]:
-    return make_batch()
+    return frame_batch(TEXT_LENGTHS, FRAME_COUNTS)
 
 
 @pytest.fixture(scope="module")
@@ -223,77 +171,6 @@ def test_every_audio_layer_attends_to_the_final_text_states(batch) -> None:
     assert len(references) == 2
     for states in references:
         torch.testing.assert_close(states, out.text_last_hidden_state, atol=0, rtol=0)
-
-
-def test_batching_equivalence_with_padding(batch) -> None:
-    """A row alone equals the same row inside a padded batch, for both streams and for the fused classifier."""
-    model = build(CtalForSequenceClassification, num_labels=3).eval()
-    with torch.no_grad():
-        together = model(**batch)
-        states = model.ctal(**batch)
-        for row in range(3):
-            alone_inputs = row_alone(batch, row)
-            alone = model(**alone_inputs)
-            alone_states = model.ctal(**alone_inputs)
-            text, frames = alone_inputs["input_ids"].shape[1], alone_inputs["input_features"].shape[1]
-            torch.testing.assert_close(
-                alone_states.text_last_hidden_state[0],
-                states.text_last_hidden_state[row, :text],
-                atol=1e-5,
-                rtol=1e-5,
-            )
-            torch.testing.assert_close(
-                alone_states.audio_last_hidden_state[0],
-                states.audio_last_hidden_state[row, :frames],
-                atol=1e-5,
-                rtol=1e-5,
-            )
-            torch.testing.assert_close(alone.embeddings[0], together.embeddings[row], atol=1e-5, rtol=1e-5)
-            torch.testing.assert_close(alone.logits[0], together.logits[row], atol=1e-5, rtol=1e-5)
-
-
-def test_eager_and_sdpa_attention_agree(pretraining_checkpoint: Path, batch) -> None:
-    outputs = {}
-    for implementation in ("eager", "sdpa"):
-        model = CtalForPreTraining.from_pretrained(
-            pretraining_checkpoint, attn_implementation=implementation
-        ).eval()
-        assert model.config._attn_implementation == implementation
-        with torch.no_grad():
-            outputs[implementation] = model(**batch)
-    for key in ("prediction_logits", "audio_predictions", "audio_last_hidden_state"):
-        torch.testing.assert_close(outputs["eager"][key], outputs["sdpa"][key], atol=1e-5, rtol=1e-5)
-    model.set_attn_implementation("eager")
-    assert model.ctal.audio_layers[0].attention.config._attn_implementation == "eager"
-
-
-def test_gradient_checkpointing_gives_the_same_gradients(batch) -> None:
-    labels = pretraining_labels(batch)
-
-    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
-        model = build(CtalForPreTraining).train()
-        if checkpointing:
-            model.activation_checkpointing_enable()
-            layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
-            assert len(layers) == 4 and all(layer.gradient_checkpointing for layer in layers)
-        model(**batch, **labels).loss.backward()
-        return {name: param.grad for name, param in model.named_parameters()}
-
-    plain, checkpointed = gradients(False), gradients(True)
-    assert all(grad is not None for grad in plain.values())
-    for name, grad in plain.items():
-        torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
-
-
-def test_tuple_and_dict_outputs_agree(batch) -> None:
-    model = build(CtalForPreTraining).eval()
-    labels = pretraining_labels(batch)
-    with torch.no_grad():
-        as_dict = model(**batch, **labels)
-        as_tuple = model(**batch, **labels, return_dict=False)
-    assert isinstance(as_tuple, tuple) and len(as_tuple) == len(as_dict)
-    for index, key in enumerate(["loss", "mlm_loss", "mcam_loss", "prediction_logits", "audio_predictions"]):
-        torch.testing.assert_close(as_tuple[index], as_dict[key])
 
 
 def test_invalid_inputs_name_the_field(batch) -> None:
@@ -435,7 +312,7 @@ def test_speaker_embeddings_separate_speakers_after_a_tiny_run() -> None:
 
     def utterances(count: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         who = torch.arange(count) % speakers
-        data = make_batch(
+        data = frame_batch(
             text_lengths=tuple(torch.randint(3, 8, (count,), generator=generator).tolist()),
             frame_counts=tuple(torch.randint(20, 40, (count,), generator=generator).tolist()),
             seed=int(torch.randint(1000, (1,), generator=generator)),
@@ -473,19 +350,6 @@ def test_speaker_embeddings_separate_speakers_after_a_tiny_run() -> None:
 
 
 # --- saving and loading ---------------------------------------------------------------------------------------------
-
-
-def test_save_load_round_trip(pretraining_checkpoint: Path, batch) -> None:
-    model = build(CtalForPreTraining).eval()
-    assert (pretraining_checkpoint / "model.safetensors").exists()
-    assert not list(pretraining_checkpoint.glob("*.bin"))
-    reloaded = AutoModelForPreTraining.from_pretrained(pretraining_checkpoint).eval()
-    assert type(reloaded) is CtalForPreTraining
-    labels = pretraining_labels(batch)
-    with torch.no_grad():
-        before, after = model(**batch, **labels), reloaded(**batch, **labels)
-    torch.testing.assert_close(after.prediction_logits, before.prediction_logits, atol=0, rtol=0)
-    torch.testing.assert_close(after.loss, before.loss, atol=0, rtol=0)
 
 
 def test_missing_weights_are_initialised(pretraining_checkpoint: Path, tmp_path: Path) -> None:
@@ -542,28 +406,6 @@ def test_pretrained_encoder_loads_into_the_heads(pretraining_checkpoint: Path, b
         torch.testing.assert_close(
             base(**batch).audio_last_hidden_state, pretrained.eval().ctal(**batch).audio_last_hidden_state
         )
-
-
-def test_auto_classes_resolve_ctal(pretraining_checkpoint: Path, tmp_path: Path) -> None:
-    assert type(AutoConfig.from_pretrained(pretraining_checkpoint)) is CtalConfig
-    assert type(AutoModelForPreTraining.from_pretrained(pretraining_checkpoint)) is CtalForPreTraining
-    classifier = AutoModelForSequenceClassification.from_pretrained(pretraining_checkpoint, num_labels=2)
-    assert type(classifier) is CtalForSequenceClassification
-    speaker = AutoModelForAudioXVector.from_pretrained(pretraining_checkpoint, num_labels=5)
-    assert type(speaker) is CtalForXVector
-    auto_map = json.loads((pretraining_checkpoint / "config.json").read_text())["auto_map"]
-    # every Auto class the family registers, whichever class was saved
-    assert auto_map == {
-        "AutoConfig": "configuration_ctal.CtalConfig",
-        "AutoModel": "modeling_ctal.CtalModel",
-        "AutoModelForAudioXVector": "modeling_ctal.CtalForXVector",
-        "AutoModelForPreTraining": "modeling_ctal.CtalForPreTraining",
-        "AutoModelForSequenceClassification": "modeling_ctal.CtalForSequenceClassification",
-    }
-    speaker.save_pretrained(tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["auto_map"]["AutoModelForAudioXVector"] == (
-        "modeling_ctal.CtalForXVector"
-    )
 
 
 TRUST_REMOTE_CODE_SCRIPT = textwrap.dedent(

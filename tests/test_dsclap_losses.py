@@ -25,6 +25,7 @@ from audiolang import (
     symmetric_info_nce,
     turbo_loss,
 )
+from audiolang.training import gradient_cached_backward
 
 
 def reference_info_nce(sim: list[list[float]], offset: int = 0) -> float:
@@ -250,6 +251,17 @@ def _model_problem(checkpoint: str, inputs: dict[str, torch.Tensor], rows: slice
     return {"loss": out.loss.detach(), **grads}
 
 
+def _gradient_cached_model_problem(
+    checkpoint: str, inputs: dict[str, torch.Tensor], rows: slice
+) -> dict[str, torch.Tensor]:
+    """`_model_problem` through gradient caching in micro-batches of 2 (a local batch of 3 leaves one of 1)."""
+    model = DsclapModel.from_pretrained(checkpoint).train()
+    keys = ("input_values", "audio_attention_mask", "input_ids", "attention_mask")
+    out = gradient_cached_backward(model, {key: inputs[key][rows] for key in keys}, micro_batch_size=2)
+    grads = {f"grad.{name}": param.grad for name, param in model.named_parameters()}
+    return {"loss": out.loss, **grads}
+
+
 def _distributed_worker(rank: int, port: int, folder: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE)
     try:
@@ -259,6 +271,8 @@ def _distributed_worker(rank: int, port: int, folder: str) -> None:
         save_file(_functional_problem(inputs, rows), f"{folder}/functional_rank{rank}.safetensors")
         save_file(_turbo_problem(inputs, rows), f"{folder}/turbo_rank{rank}.safetensors")
         save_file(_model_problem(f"{folder}/model", inputs, rows), f"{folder}/model_rank{rank}.safetensors")
+        cached = _gradient_cached_model_problem(f"{folder}/model", inputs, rows)
+        save_file(cached, f"{folder}/cached_model_rank{rank}.safetensors")
     finally:
         dist.destroy_process_group()
 
@@ -326,3 +340,13 @@ def test_two_processes_match_one_process_model(distributed_run: Path) -> None:
     inputs = load_file(str(distributed_run / "inputs.safetensors"))
     single = _model_problem(str(distributed_run / "model"), inputs, slice(None))
     _assert_ranks_match_single_process(distributed_run, "model", single)
+
+
+def test_two_processes_with_gradient_caching_match_one_process_on_the_whole_batch(
+    distributed_run: Path,
+) -> None:
+    """GradCache (Gao et al. 2021) across processes: each process's cached loss step gathers the other's embeddings;
+    the averaged gradients are those of one process back-propagating the whole global batch in one pass."""
+    inputs = load_file(str(distributed_run / "inputs.safetensors"))
+    single = _model_problem(str(distributed_run / "model"), inputs, slice(None))
+    _assert_ranks_match_single_process(distributed_run, "cached_model", single)

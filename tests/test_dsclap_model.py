@@ -14,7 +14,6 @@ from huggingface_hub.errors import StrictDataclassClassValidationError
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoConfig,
-    AutoModel,
     AutoModelForSequenceClassification,
     BertModel,
     Trainer,
@@ -22,7 +21,6 @@ from transformers import (
     Wav2Vec2Model,
     pipeline,
 )
-from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from audiolang import (
@@ -176,20 +174,6 @@ def test_missing_inputs_name_the_field(dsclap_config_factory, batch) -> None:
         model(input_values=batch["input_values"])
 
 
-def test_tuple_and_dict_outputs_agree(dsclap_config_factory, batch) -> None:
-    model = tiny_model(dsclap_config_factory).eval()
-    with torch.no_grad():
-        as_dict = model(**batch)
-        as_tuple = model(**batch, return_dict=False)
-    assert isinstance(as_tuple, tuple)
-    assert len(as_tuple) == len(as_dict)
-    for index, key in enumerate(
-        ["loss", "logits_per_audio", "logits_per_text", "text_embeds", "audio_embeds"]
-    ):
-        torch.testing.assert_close(as_tuple[index], as_dict[key])
-    torch.testing.assert_close(as_tuple[5][0], as_dict.text_model_output.last_hidden_state)
-
-
 def test_get_features_return_the_forward_embeddings(dsclap_config_factory, batch) -> None:
     model = tiny_model(dsclap_config_factory).eval()
     with torch.no_grad():
@@ -210,53 +194,12 @@ def test_masked_mean_pool_ignores_padding() -> None:
         masked_mean_pool(hidden, torch.ones(1, 5))
 
 
-def test_batching_equivalence_with_padding(dsclap_config_factory, batch, processor, dsclap_waveforms) -> None:
-    """A row alone equals the same row inside a padded batch, for audio and for text.
-
-    This holds because the tiny preset uses wav2vec2's layer-norm feature encoder: the group-norm one of
-    wav2vec2-base normalises its first convolution over time, padding included.
-    """
-    model = tiny_model(dsclap_config_factory).eval()
+def test_output_flags_reach_both_encoders(dsclap_checkpoint: Path, batch) -> None:
+    model = DsclapModel.from_pretrained(dsclap_checkpoint, attn_implementation="eager").eval()
     with torch.no_grad():
-        together = model(**batch)
-        for row, (clip, text) in enumerate(zip(dsclap_waveforms(8000, 5200, 6400, 3300), TEXTS, strict=True)):
-            alone = model(**processor(audio=[clip], text=[text], sampling_rate=16_000, return_tensors="pt"))
-            torch.testing.assert_close(
-                alone.audio_embeds[0], together.audio_embeds[row], atol=1e-5, rtol=1e-5
-            )
-            torch.testing.assert_close(alone.text_embeds[0], together.text_embeds[row], atol=1e-5, rtol=1e-5)
-
-
-def test_gradient_checkpointing_gives_the_same_gradients(dsclap_config_factory, batch) -> None:
-    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
-        model = tiny_model(dsclap_config_factory).train()
-        if checkpointing:
-            model.activation_checkpointing_enable()
-            for encoder in (model.audio_model, model.text_model):
-                layers = [m for m in encoder.modules() if isinstance(m, GradientCheckpointingLayer)]
-                assert layers and all(layer.gradient_checkpointing for layer in layers)
-        model(**batch).loss.backward()
-        return {name: param.grad for name, param in model.named_parameters()}
-
-    plain, checkpointed = gradients(False), gradients(True)
-    for name, grad in plain.items():
-        torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
-
-
-def test_eager_and_sdpa_attention_agree(dsclap_checkpoint: Path, batch) -> None:
-    outputs = {}
-    for implementation in ("eager", "sdpa"):
-        model = DsclapModel.from_pretrained(dsclap_checkpoint, attn_implementation=implementation).eval()
-        assert model.audio_model.config._attn_implementation == implementation
-        assert model.text_model.config._attn_implementation == implementation
-        with torch.no_grad():
-            outputs[implementation] = model(**batch, output_hidden_states=True, output_attentions=True)
-    eager = outputs["eager"]
-    assert len(eager.audio_model_output.attentions) == len(eager.text_model_output.attentions) == 2
-    assert len(eager.audio_model_output.hidden_states) == len(eager.text_model_output.hidden_states) == 3
-    torch.testing.assert_close(
-        outputs["eager"].logits_per_audio, outputs["sdpa"].logits_per_audio, atol=1e-5, rtol=1e-5
-    )
+        out = model(**batch, output_hidden_states=True, output_attentions=True)
+    assert len(out.audio_model_output.attentions) == len(out.text_model_output.attentions) == 2
+    assert len(out.audio_model_output.hidden_states) == len(out.text_model_output.hidden_states) == 3
 
 
 def test_hubert_audio_encoder_is_supported_and_text_encoders_are_not(dsclap_config_factory, batch) -> None:
@@ -281,19 +224,6 @@ def test_hubert_audio_encoder_is_supported_and_text_encoders_are_not(dsclap_conf
 
 
 # --- saving and loading ---------------------------------------------------------------------------------------------
-
-
-def test_save_load_round_trip(dsclap_config_factory, batch, tmp_path: Path) -> None:
-    model = tiny_model(dsclap_config_factory).eval()
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").exists()
-    assert not list(tmp_path.glob("*.bin"))
-    reloaded = AutoModel.from_pretrained(tmp_path).eval()
-    assert type(reloaded) is DsclapModel
-    with torch.no_grad():
-        before, after = model(**batch), reloaded(**batch)
-    torch.testing.assert_close(after.logits_per_audio, before.logits_per_audio, atol=0, rtol=0)
-    torch.testing.assert_close(after.loss, before.loss, atol=0, rtol=0)
 
 
 def test_missing_logit_scale_is_initialised_to_log_inverse_temperature(
@@ -330,20 +260,6 @@ def test_from_audio_text_pretrained_keeps_encoder_weights(dsclap_config_factory,
     for name in encoder_keys:
         torch.testing.assert_close(text_state[name], text_weights[name], atol=0, rtol=0)
     assert model.logit_scale.item() == pytest.approx(math.log(1 / 0.07), abs=1e-6)
-
-
-def test_auto_classes_resolve_dsclap(dsclap_checkpoint: Path) -> None:
-    assert type(AutoConfig.from_pretrained(dsclap_checkpoint)) is DsclapConfig
-    assert type(AutoModel.from_pretrained(dsclap_checkpoint)) is DsclapModel
-    classifier = AutoModelForSequenceClassification.from_pretrained(dsclap_checkpoint, num_labels=3)
-    assert type(classifier) is DsclapForSequenceClassification
-    auto_map = json.loads((dsclap_checkpoint / "config.json").read_text())["auto_map"]
-    # every Auto class the family registers, whichever class was saved
-    assert auto_map == {
-        "AutoConfig": "configuration_dsclap.DsclapConfig",
-        "AutoModel": "modeling_dsclap.DsclapModel",
-        "AutoModelForSequenceClassification": "modeling_dsclap.DsclapForSequenceClassification",
-    }
 
 
 def test_trust_remote_code_loads_where_audiolang_is_not_importable(

@@ -5,17 +5,15 @@ across shards, for a dataset split or a folder of audio files."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from datasets import load_from_disk
+from helpers import script_module
 from transformers import AutoModelForSequenceClassification, AutoProcessor, EvalPrediction, pipeline
 
 from audiolang.data.asr import PocketSphinxASR, audio_to_array, build_pocketsphinx_lm
@@ -24,7 +22,6 @@ from audiolang.metrics import make_compute_metrics
 from audiolang.pipelines import ASR_CONFIG_NAME, ASR_FOLDER, AudioTextClassificationPipeline, load_saved_asr
 from audiolang.training import check_model_labels
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "run_scripts"
 TRAINING = [
     "--report_to", "none",
     "--save_strategy", "no",
@@ -34,16 +31,6 @@ TRAINING = [
     "--disable_tqdm", "true",
     "--use_cpu", "true",
 ]  # fmt: skip
-
-
-def _script(name: str) -> ModuleType:
-    """A run script as a module, to call its `main(argv)` in this process."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +65,7 @@ def corpus(audio_text_dataset, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def finetuned(corpus, dsclap_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("finetuned") / "directed"
-    _script("run_finetune").main(
+    script_module("run_finetune").main(
         [
             "--model_name_or_path", str(dsclap_checkpoint),
             "--task", "directed",
@@ -111,7 +98,7 @@ def test_finetuning_records_the_recogniser_of_the_training_transcripts(
 
     # Manual transcripts: no recogniser made them, none is recorded.
     manual = tmp_path / "manual"
-    _script("run_finetune").main(
+    script_module("run_finetune").main(
         [
             "--model_name_or_path", str(dsclap_checkpoint),
             "--task", "directed",
@@ -144,7 +131,7 @@ def _logits(folder: Path, rows, text_column: str) -> np.ndarray:
 @pytest.mark.parametrize("split", ["test", "validation"])
 def test_run_evaluate_gives_the_task_metrics_of_the_models_forward(finetuned, corpus, tmp_path, split):
     out = tmp_path / "eval"
-    metrics = _script("run_evaluate").main(
+    metrics = script_module("run_evaluate").main(
         [
             "--model_name_or_path", str(finetuned),
             "--task", "directed",
@@ -170,7 +157,7 @@ def test_run_evaluate_gives_the_task_metrics_of_the_models_forward(finetuned, co
 def test_run_evaluate_refuses_a_model_of_another_task_and_a_used_output_dir(finetuned, corpus, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="is not empty"):
-        _script("run_evaluate").main(
+        script_module("run_evaluate").main(
             [
                 "--model_name_or_path",
                 str(finetuned),
@@ -211,7 +198,7 @@ def _pipeline_records(folder: Path, inputs: list, batch_size: int = 1) -> list[d
 
 
 def test_run_predict_shards_cover_every_row_once_with_the_pipelines_predictions(finetuned, corpus, tmp_path):
-    predict = _script("run_predict")
+    predict = script_module("run_predict")
     output = tmp_path / "predictions.jsonl"
     common = ["--model_name_or_path", str(finetuned), "--dataset_path", str(corpus), "--split", "test"]
     common += ["--output_file", str(output), "--num_shards", "3", "--batch_size", "2", "--device", "cpu"]
@@ -252,7 +239,7 @@ def test_run_predict_on_a_folder_of_audio_files_to_csv(finetuned, dsclap_wavefor
         sf.write(path, clip, 16_000, subtype="FLOAT" if path.suffix == ".wav" else "PCM_24")
     (audio_dir / "notes.txt").write_text("not audio")
     output = tmp_path / "predictions.csv"
-    _script("run_predict").main(
+    script_module("run_predict").main(
         [
             "--model_name_or_path",
             str(finetuned),

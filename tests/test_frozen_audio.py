@@ -3,13 +3,10 @@ running the tower every epoch does, and is refused where the tower would differ 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from datasets import load_from_disk
+from helpers import script_module
 from safetensors.torch import load_file
 
 from audiolang import DsclapForSequenceClassification, DsclapProcessor
@@ -19,8 +16,6 @@ from audiolang.training import (
     cache_frozen_audio,
     frozen_audio_cache_blocker,
 )
-
-SCRIPTS = Path(__file__).resolve().parent.parent / "run_scripts"
 
 
 def _classifier(config_factory, **overrides) -> DsclapForSequenceClassification:
@@ -63,15 +58,6 @@ def test_blocked_where_the_tower_differs_between_epochs(dsclap_config_factory):
     assert "does not read the audio" in frozen_audio_cache_blocker(text_only)
 
 
-def _script(name: str):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 @pytest.mark.parametrize("classifier_dropout", [0.0, 0.3])
 def test_finetuning_with_the_cache_equals_running_the_tower(
     dsclap_checkpoint, audio_text_dataset, tmp_path, classifier_dropout
@@ -81,7 +67,7 @@ def test_finetuning_with_the_cache_equals_running_the_tower(
     results = {}
     for cache in ("true", "false"):
         out = tmp_path / f"cache-{cache}"
-        results[cache] = _script("run_finetune").main(
+        results[cache] = script_module("run_finetune").main(
             [
                 "--model_name_or_path", str(dsclap_checkpoint),
                 "--dataset_path", str(audio_text_dataset),

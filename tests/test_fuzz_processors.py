@@ -1,10 +1,14 @@
-"""Property-based fuzzing (hypothesis) of every family's processor and feature extractor.
+"""Property-based fuzzing (hypothesis) of every family's processor and feature extractor, and of the
+`audio-text-classification` pipeline.
 
 For any audio (dtype, shape, length, values: NaN, inf, denormals, constants, ...) and any text (lone surrogates,
 control characters, 10,000 words, ...), a call returns a valid batch or raises a `ValueError` that names the field
 (`audio`, `text`, `sampling_rate`, ...), never another exception type. Each class of bad input below is its own
-parametrized case, so every class is exercised on every target; the example counts keep the file under a minute.
-LRAT reuses CTAL's feature extractor and processor, so the CTAL targets cover it.
+parametrized case, so every class is exercised on every target. Then the results are checked against an
+independent expectation: any numeric dtype and channel layout gives what the same samples give as float32 mono
+clips, and the pipeline gives the model's own forward on the processor's output for its input resampled (and, for
+a multi-channel file, mixed down to the channels' mean) as documented. Examples are few and derandomized: the file
+runs in well under a minute on one core.
 """
 
 from __future__ import annotations
@@ -12,21 +16,27 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import librosa
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from transformers import BatchFeature, BertTokenizerFast
+from transformers import BatchFeature, BertTokenizerFast, pipeline
 
 from audiolang import (
+    AudioTextClassificationPipeline,
     CtalFeatureExtractor,
     CtalProcessor,
     DsclapConfig,
     DsclapFeatureExtractor,
+    DsclapForSequenceClassification,
     DsclapProcessor,
+    LratProcessor,
     TurboConfig,
     TurboProcessor,
     train_ctal_tokenizer,
@@ -36,6 +46,10 @@ RATE = 16_000
 # A limit small enough that "too long" is cheap to reach, large enough for CTAL's shortest clip (0.1 s).
 MAX_SAMPLES = 8_000
 FIELD = re.compile(r"`(audio|raw_speech|text|sampling_rate)[\[`]")
+AUDIO_FIELD = re.compile(r"`(audio|raw_speech)[\[`]")
+# The model refuses a clip too short for its audio encoder by the clip's index and the input it reads: a clip
+# that the feature extractor lets through once resampled (1 sample at 8 kHz is 2 at 16 kHz).
+MODEL_FIELD = re.compile(r"`(audio|sampling_rate|input_values)[\[`]")
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 
@@ -80,11 +94,14 @@ def target(name: str) -> Any:
         "CtalProcessor": lambda: CtalProcessor(
             CtalFeatureExtractor(max_audio_frames=MAX_SAMPLES // 200), tokenizers()["bpe"]
         ),
+        "LratProcessor": lambda: LratProcessor(
+            CtalFeatureExtractor(max_audio_frames=MAX_SAMPLES // 200), tokenizers()["bpe"]
+        ),
     }[name]()
 
 
 FEATURE_EXTRACTORS = ["DsclapFeatureExtractor", "CtalFeatureExtractor"]
-PROCESSORS = ["DsclapProcessor", "TurboProcessor", "CtalProcessor"]
+PROCESSORS = ["DsclapProcessor", "TurboProcessor", "CtalProcessor", "LratProcessor"]
 
 # --- audio -------------------------------------------------------------------------------------------------------
 
@@ -287,3 +304,179 @@ def test_any_text_gives_a_batch_or_a_named_value_error(name: str, kind: str) -> 
 
 def test_the_fuzzed_classes_are_the_ones_the_readme_counts() -> None:
     assert len(AUDIO_CLASSES) + len(TEXT_CLASSES) == 28
+
+
+# --- any numeric dtype and channel layout: what the same samples give as float32 mono clips ------------------------
+
+DTYPES = ("float16", "float32", "float64", "int16", "int32", "bool", "object")
+LAYOUTS = ("1-D", "(C, N)", "(N, C)", "3-D")
+
+
+@st.composite
+def raw_audio(
+    draw: st.DrawFn, max_length: int = MAX_SAMPLES, layouts: tuple[str, ...] = LAYOUTS
+) -> tuple[np.ndarray, str, str]:
+    """`(array, dtype, layout)`: random samples in a random dtype and channel layout (drawn from `layouts`, repeats
+    weigh), half of the time with a NaN/inf at a random place (float and object dtypes: integers and bools cannot
+    hold one). Lengths 0 and 1 come up often."""
+    length = draw(st.one_of(st.sampled_from([0, 1, 2, 400, 1_600]), st.integers(0, max_length)))
+    dtype, layout = draw(st.sampled_from(DTYPES)), draw(st.sampled_from(layouts))
+    channels = 1 if layout == "1-D" else draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    samples = rng.uniform(-0.9, 0.9, (channels, length))
+    value = draw(st.one_of(st.none(), st.sampled_from([float("nan"), float("inf"), float("-inf")])))
+    if value is not None and length and dtype.startswith(("float", "object")):
+        samples[draw(st.integers(0, channels - 1)), draw(st.integers(0, length - 1))] = value
+    if dtype.startswith("int"):
+        samples = np.round(samples * np.iinfo(dtype).max)
+    array = {"1-D": samples[0], "(C, N)": samples, "(N, C)": samples.T, "3-D": samples[None]}[layout]
+    return (array > 0 if dtype == "bool" else array.astype(dtype)), dtype, layout
+
+
+def float32_mono_clips(audio: np.ndarray) -> list[np.ndarray]:
+    """The clips a documented layout holds, as float32 1-D arrays: one clip, or a `(batch, samples)` batch."""
+    rows = [audio] if audio.ndim == 1 else list(audio)
+    return [np.asarray(row, dtype=np.float32) for row in rows]
+
+
+def call_target(name: str, audio: Any) -> BatchFeature:
+    if name in FEATURE_EXTRACTORS:
+        return target(name)(audio, sampling_rate=RATE, return_tensors="pt")
+    return target(name)(audio=audio, sampling_rate=RATE, return_tensors="pt")
+
+
+def outcome(call: Callable[[], Any], field: re.Pattern = FIELD) -> Any:
+    """The call's result, or its ValueError (which must name a `field`); any other exception fails the test."""
+    try:
+        return call()
+    except ValueError as error:
+        assert field.search(str(error)), f"the error names no field: {error}"
+        return error
+
+
+@pytest.mark.parametrize("name", FEATURE_EXTRACTORS + PROCESSORS)
+def test_any_dtype_and_layout_gives_what_float32_mono_clips_give(name: str) -> None:
+    """bool and object samples, NaN/inf anywhere and 3-D arrays are refused by a ValueError naming `audio`; any
+    other input gives exactly the batch (or the same refusal) that its clips give as a list of float32 1-D arrays:
+    a float16/float64/integer clip is its float32 cast, a `(C, N)` array a batch of its C rows, and an `(N, C)`
+    array (the layout `soundfile.read` returns) a refusal that says to mix channels down."""
+
+    @settings(FUZZ, max_examples=30)
+    @given(case=raw_audio())
+    def check(case: tuple[np.ndarray, str, str]) -> None:
+        audio, dtype, layout = case
+        result = outcome(lambda: call_target(name, audio))
+        numeric = dtype not in ("bool", "object")
+        if not numeric or layout == "3-D" or not np.isfinite(audio.astype(np.float64)).all():
+            assert isinstance(result, ValueError) and AUDIO_FIELD.search(str(result)), result
+            return
+        if layout == "(N, C)" and audio.shape[1] <= 2 < audio.shape[0]:
+            assert isinstance(result, ValueError) and "downmix" in str(result)
+            return
+        reference = outcome(lambda: call_target(name, float32_mono_clips(audio)))
+        assert isinstance(result, ValueError) == isinstance(reference, ValueError), (result, reference)
+        if not isinstance(result, ValueError):
+            assert result.keys() == reference.keys()
+            for key in result:
+                assert torch.equal(result[key], reference[key]), key
+
+    check()
+
+
+# --- the pipeline: the model's forward on the processor's output for its (resampled, mixed-down) input ------------
+
+TRANSCRIPT = "play some music"
+PIPELINE_RATES = (8_000, 16_000, 22_050, 44_100)
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory, dsclap_tokenizer, dsclap_config_factory) -> AudioTextClassificationPipeline:
+    """A tiny DSCLAP classifier with random weights, saved and loaded as a user's pipeline."""
+    folder = tmp_path_factory.mktemp("fuzz_pipeline")
+    torch.manual_seed(0)
+    config = dsclap_config_factory(num_labels=3, max_audio_samples=MAX_SAMPLES)
+    DsclapForSequenceClassification(config).eval().save_pretrained(folder)
+    DsclapProcessor.from_config(config, dsclap_tokenizer).save_pretrained(folder)
+    return pipeline("audio-text-classification", model=str(folder), device="cpu")
+
+
+def expected_scores(classifier: AudioTextClassificationPipeline, clip: np.ndarray) -> dict[str, float] | None:
+    """Every label's probability: the model's forward on the processor's output for a 16 kHz float32 clip; None
+    when the processor or the model refuses the clip (a ValueError naming it)."""
+
+    def forward() -> dict[str, float]:
+        inputs = classifier.processor(
+            audio=[clip], text=[TRANSCRIPT], sampling_rate=RATE, return_tensors="pt"
+        )
+        with torch.no_grad():
+            probabilities = classifier.model(**inputs).logits[0].softmax(-1)
+        return {classifier.model.config.id2label[i]: float(p) for i, p in enumerate(probabilities)}
+
+    scores = outcome(forward, MODEL_FIELD)
+    return None if isinstance(scores, ValueError) else scores
+
+
+def pipeline_scores(classifier: AudioTextClassificationPipeline, audio: Any, **kwargs: Any) -> Any:
+    result = outcome(lambda: classifier(audio, transcript=TRANSCRIPT, top_k=None, **kwargs), MODEL_FIELD)
+    return result if isinstance(result, ValueError) else {item["label"]: item["score"] for item in result}
+
+
+def test_the_pipeline_on_any_waveform_is_the_models_forward_or_a_named_error(classifier) -> None:
+    """A bare waveform at any rate, dtype and layout: the model's forward on the processor's output for its float32
+    samples resampled to 16 kHz with soxr (`librosa.resample`'s default), as the pipeline documents; or, where
+    that refuses the clip, a ValueError naming `audio` (or, from the model, a clip too short for its encoder by
+    its index and `input_values`). A bool or object clip at another rate is refused, not cast and resampled."""
+
+    @settings(FUZZ, max_examples=30)
+    @given(
+        case=raw_audio(max_length=MAX_SAMPLES // 3, layouts=("1-D", "1-D", "1-D", *LAYOUTS)),
+        rate=st.sampled_from(PIPELINE_RATES),
+    )
+    def check(case: tuple[np.ndarray, str, str], rate: int) -> None:
+        audio, dtype, layout = case
+        scores = pipeline_scores(classifier, audio, sampling_rate=rate)
+        refused = dtype in ("bool", "object") or layout != "1-D" or audio.size == 0
+        if refused or not np.isfinite(audio.astype(np.float64)).all():
+            assert isinstance(scores, ValueError) and AUDIO_FIELD.search(str(scores)), scores
+            return
+        clip = audio.astype(np.float32)
+        if rate != RATE:
+            clip = librosa.resample(clip, orig_sr=rate, target_sr=RATE)
+        expected = expected_scores(classifier, clip)
+        if expected is None:
+            assert isinstance(scores, ValueError), scores
+        else:
+            assert scores == pytest.approx(expected, abs=1e-5)
+
+    check()
+
+
+@pytest.mark.parametrize("rate", [0, -16_000, 16_000.5, "16000"])
+def test_the_pipeline_refuses_a_sampling_rate_that_is_not_a_rate(classifier, rate) -> None:
+    scores = pipeline_scores(classifier, np.full(3_200, 0.1, np.float32), sampling_rate=rate)
+    assert isinstance(scores, ValueError) and "`sampling_rate`" in str(scores)
+
+
+def test_a_multi_channel_file_is_its_channels_mean(classifier, tmp_path: Path) -> None:
+    """A WAV file of any channel count and rate (float samples, so that writing loses nothing) is classified as the
+    mean of its channels, resampled to 16 kHz: what the pipeline documents, and what `librosa.load` gives."""
+
+    @FUZZ
+    @given(
+        channels=st.integers(1, 4),
+        seconds=st.floats(0.12, 0.4),
+        rate=st.sampled_from(PIPELINE_RATES),
+        seed=st.integers(0, 2**16),
+    )
+    def check(channels: int, seconds: float, rate: int, seed: int) -> None:
+        samples = np.random.default_rng(seed).uniform(-0.9, 0.9, (int(seconds * rate), channels))
+        path = tmp_path / f"clip-{channels}-{rate}-{seed}.wav"
+        sf.write(path, samples.astype(np.float32), rate, subtype="FLOAT")
+        mixed = samples.astype(np.float32).mean(axis=1)
+        if rate != RATE:
+            mixed = librosa.resample(mixed, orig_sr=rate, target_sr=RATE)
+        assert pipeline_scores(classifier, str(path)) == pytest.approx(
+            expected_scores(classifier, mixed), abs=1e-5
+        )
+
+    check()

@@ -5,17 +5,15 @@ alone; and the pieces underneath (labels as users have them, seeded stratified s
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import librosa
 import numpy as np
 import pytest
 import soundfile as sf
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from helpers import script_module
 from transformers import AutoModelForSequenceClassification
 
 from audiolang.training import (
@@ -29,7 +27,6 @@ from audiolang.training import (
     resolve_task,
 )
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "run_scripts"
 TRAINING = [
     "--per_device_train_batch_size", "4",
     "--per_device_eval_batch_size", "4",
@@ -41,15 +38,6 @@ TRAINING = [
 LABELS = ("lights", "music", "weather")
 # Transcripts from the tiny tokenizer's vocabulary (tests/conftest.py), one phrase per label.
 PHRASES = {"lights": "turn on the window", "music": "play some music", "weather": "weather news"}
-
-
-def _script(name: str) -> ModuleType:
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def _stereo_clip(rng: np.random.Generator, label_index: int, rate: int = 22_050) -> np.ndarray:
@@ -220,7 +208,7 @@ def test_audiofolder_is_decoded_at_the_model_rate_in_mono(audiofolder):
 
 
 def _finetune(model: Path, out: Path, *data: str) -> dict:
-    return _script("run_finetune").main(
+    return script_module("run_finetune").main(
         [
             "--model_name_or_path", str(model),
             *data,
@@ -246,13 +234,13 @@ def test_audiofolder_finetune_evaluate_predict(audiofolder, dsclap_checkpoint, t
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ft")
     assert model.config.id2label == dict(enumerate(LABELS))
 
-    metrics = _script("run_evaluate").main(
+    metrics = script_module("run_evaluate").main(
         ["--model_name_or_path", str(tmp_path / "ft"), *data, "--output_dir", str(tmp_path / "ev"), *TRAINING]
     )
     assert metrics["test_accuracy"] == pytest.approx(results["test_accuracy"])
 
     predictions = tmp_path / "pred.jsonl"
-    _script("run_predict").main(
+    script_module("run_predict").main(
         [
             "--model_name_or_path", str(tmp_path / "ft"),
             "--dataset_name", "audiofolder",
@@ -298,7 +286,7 @@ def test_csv_of_audio_paths_with_its_own_column_names(dsclap_checkpoint, tmp_pat
     config = AutoModelForSequenceClassification.from_pretrained(tmp_path / "ft").config
     assert config.id2label == dict(enumerate(LABELS))
     # the extra split's score is the saved model's on that split, as run_evaluate.py computes it
-    metrics = _script("run_evaluate").main(
+    metrics = script_module("run_evaluate").main(
         [
             "--model_name_or_path", str(tmp_path / "ft"),
             "--data_files", f"train={tmp_path / 'train.csv'}", f"dev={tmp_path / 'dev.csv'}",
@@ -347,7 +335,7 @@ def test_unknown_task_says_how_to_name_a_label_column(dsclap_checkpoint, tmp_pat
 
 
 def test_app_search_indexes_an_audiofolder(audiofolder):
-    app = _script("run_app")
+    app = script_module("run_app")
     clips = app.search_clips(
         app.AppArguments(
             model=["unused"],

@@ -13,14 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
+from helpers import SCRIPTS, assert_same_weights
 from transformers import AutoModel, AutoProcessor
 
 import audiolang  # noqa: F401  (registers the families)
 from audiolang.training import last_complete_checkpoint, resume_checkpoint
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "run_scripts"
 COMMON = [
     "--report_to", "none",
     "--per_device_train_batch_size", "4",
@@ -61,13 +59,6 @@ def kill_after_first_checkpoint(script: str, output_dir: Path, *args: str) -> No
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     assert not (output_dir / "model.safetensors").exists()
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    first, second = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
-    assert first.keys() == second.keys()
-    different = [name for name in first if not torch.equal(first[name], second[name])]
-    assert not different, f"{len(different)} tensors differ, e.g. {different[:3]}"
 
 
 def assert_resumes_bit_exactly(script: str, args: list[str], tmp_path: Path) -> Path:

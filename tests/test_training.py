@@ -297,6 +297,29 @@ def test_check_audio_names_every_bad_row_then_skips_them(tmp_path, audio_text_sp
     assert [clip.row for clip in find_bad_audio(splits["train"], "train", min_samples=400)] == [1, 4]
 
 
+def test_audio_check_cache_is_not_read_back_by_other_checking_code(tmp_path, audio_text_split, monkeypatch):
+    """The cached checks are keyed by the checking modules' source: once the code that inspects a clip changes (an
+    upgrade), the old cache file (written without the new checks' columns) is not reused. `datasets` alone hashes
+    only the mapped function, not the helpers it calls, and served the stale file."""
+    from datasets import load_from_disk
+
+    from audiolang.training import audio_checks, find_bad_audio
+
+    audio_text_split(4, 0).save_to_disk(str(tmp_path / "data"))
+    split = load_from_disk(str(tmp_path / "data"))
+    assert find_bad_audio(split, "train") == []  # writes the cache
+
+    def every_clip_is_bad(value, audio_feature, sampling_rate, min_samples):
+        return "rejected by the new checks", ""
+
+    monkeypatch.setattr(audio_checks, "_inspect", every_clip_is_bad)
+    source = audio_checks.inspect.getsource
+    monkeypatch.setattr(
+        audio_checks.inspect, "getsource", lambda module: source(module) + "\n# the new checks"
+    )
+    assert [clip.row for clip in find_bad_audio(split, "train")] == [0, 1, 2, 3]
+
+
 def test_collation_errors_name_the_dataset_row(processor):
     silent = {"array": np.zeros(1600, np.float32), "sampling_rate": 16_000}
     features = [dict(row, row_index=i) for row, i in zip(rows(3), (7, 12, 30), strict=True)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from huggingface_hub.errors import StrictDataclassClassValidationError
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoProcessor
+from transformers import AutoConfig, AutoProcessor
 
 from audiolang import (
     DsclapModel,
@@ -209,20 +208,12 @@ def test_unpaired_batches_are_rejected(batch) -> None:
 # --- save / load / Auto / DSCLAP encoders ----------------------------------------------------------------------------
 
 
-def test_save_load_and_auto_round_trip(batch, processor, tmp_path: Path) -> None:
-    model = tiny_classifier(objective="cross").eval()
-    model.save_pretrained(tmp_path)
+def test_objective_and_processor_survive_save_and_load(processor, tmp_path: Path) -> None:
+    """(The weights' round trip is in test_modeling_common.py.)"""
+    tiny_classifier(objective="cross").save_pretrained(tmp_path)
     processor.save_pretrained(tmp_path)
-    assert type(AutoConfig.from_pretrained(tmp_path)) is TurboConfig
-    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
-    assert type(loaded) is TurboForSequenceClassification and loaded.config.objective == "cross"
-    assert type(AutoModel.from_pretrained(tmp_path)) is TurboModel
-    reloaded_processor = AutoProcessor.from_pretrained(tmp_path)
-    assert type(reloaded_processor) is TurboProcessor
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits)
-    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert auto_map["AutoModelForSequenceClassification"] == "modeling_turbo.TurboForSequenceClassification"
+    assert AutoConfig.from_pretrained(tmp_path).objective == "cross"
+    assert type(AutoProcessor.from_pretrained(tmp_path)) is TurboProcessor
 
 
 def test_trust_remote_code_loads_where_audiolang_is_not_importable(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from huggingface_hub.errors import StrictDataclassClassValidationError
+from model_tester import whisper_config
 from safetensors.torch import load_file, save_file
 from transformers import (
     AutoFeatureExtractor,
@@ -18,7 +19,6 @@ from transformers import (
     AutoProcessor,
     BertModel,
     Wav2Vec2BertConfig,
-    WhisperConfig,
     WhisperFeatureExtractor,
     WhisperForConditionalGeneration,
     pipeline,
@@ -39,28 +39,6 @@ from audiolang.whisper_encoder import VariableLengthWhisperEncoder
 TEXTS = ["navigate home", "play some music on the radio", "open the window", "call mom"]
 # 50, 33, 40 and 21 mel frames: odd and even counts, so both ends of the stride-2 convolution are exercised.
 LENGTHS = (8000, 5290, 6400, 3470)
-
-
-def whisper_config(**overrides: object) -> WhisperConfig:
-    """A tiny multilingual-shaped Whisper (2 encoder layers, 64 wide) with the real 80 mel bins and 30 s table."""
-    kwargs = {
-        "d_model": 64,
-        "encoder_layers": 2,
-        "decoder_layers": 1,
-        "encoder_attention_heads": 4,
-        "decoder_attention_heads": 4,
-        "encoder_ffn_dim": 128,
-        "decoder_ffn_dim": 128,
-        "num_mel_bins": 80,
-        "max_source_positions": 1500,
-        "vocab_size": 100,
-        "max_target_positions": 32,
-        "pad_token_id": 0,
-        "bos_token_id": 1,
-        "eos_token_id": 2,
-        "decoder_start_token_id": 1,
-    }
-    return WhisperConfig(**{**kwargs, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -212,48 +190,12 @@ def test_processor_and_feature_extractor_reload(checkpoint: Path, processor, cli
 # --- the dual encoders -----------------------------------------------------------------------------------------------
 
 
-def test_a_clip_embeds_the_same_alone_and_in_a_padded_batch(config_factory, processor, batch, clips) -> None:
-    model = tiny_model(config_factory).eval()
-    assert model.main_input_name == "input_features"
-    with torch.no_grad():
-        together = model(**batch)
-        for row, (clip, text) in enumerate(zip(clips, TEXTS, strict=True)):
-            alone = model(**processor(audio=[clip], text=[text], sampling_rate=16_000, return_tensors="pt"))
-            torch.testing.assert_close(
-                alone.audio_embeds[0], together.audio_embeds[row], atol=1e-5, rtol=1e-5
-            )
-
-
-def test_eager_and_sdpa_attention_agree(checkpoint: Path, batch) -> None:
-    logits = {}
-    for implementation in ("eager", "sdpa"):
-        model = DsclapModel.from_pretrained(checkpoint, attn_implementation=implementation).eval()
-        assert model.audio_model.config._attn_implementation == implementation
-        with torch.no_grad():
-            logits[implementation] = model(**batch).logits_per_audio
-    torch.testing.assert_close(logits["eager"], logits["sdpa"], atol=1e-5, rtol=1e-5)
-
-
 def test_wrong_audio_input_names_the_expected_one(config_factory, batch) -> None:
     model = tiny_model(config_factory).eval()
+    assert model.main_input_name == "input_features"
     waveforms = torch.randn(4, 8000)
     with pytest.raises(ValueError, match="`input_features` is required.*got `input_values`"):
         model(input_values=waveforms, input_ids=batch["input_ids"])
-
-
-def test_gradient_checkpointing_gives_the_same_gradients(config_factory, batch) -> None:
-    def gradients(checkpointing: bool) -> dict[str, torch.Tensor]:
-        model = tiny_model(config_factory, freeze_audio_feature_encoder=True).train()
-        if checkpointing:
-            model.activation_checkpointing_enable()
-            assert all(layer.gradient_checkpointing for layer in model.audio_model.layers)
-        model(**batch).loss.backward()
-        return {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
-
-    plain, checkpointed = gradients(False), gradients(True)
-    assert plain.keys() == checkpointed.keys() and all(grad is not None for grad in plain.values())
-    for name, grad in plain.items():
-        torch.testing.assert_close(checkpointed[name], grad, atol=1e-6, rtol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("tower", ["whisper", "wav2vec2"])

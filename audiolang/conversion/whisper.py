@@ -38,6 +38,8 @@ from transformers import (
     WhisperTokenizer,
 )
 
+from ..cache import cache_dir
+
 logger = logging.getLogger(__name__)
 
 # The only layout this reader knows: ctranslate2's CURRENT_BINARY_VERSION (specs/model_spec.py) since 3.0.
@@ -595,9 +597,7 @@ PACKAGED_WHISPER: dict[str, PackagedWhisper] = {
 
 def whisper_cache_dir() -> Path:
     """Where packaged Whisper models are joined and converted: ``$AUDIOLANG_CACHE/whisper`` (or ~/.cache)."""
-    from ..data.corpus import default_cache_dir
-
-    return default_cache_dir().parent / "whisper"
+    return cache_dir("whisper")
 
 
 def _package_dir(package: str, packaged: PackagedWhisper) -> Path:

@@ -10,7 +10,7 @@ Back-ends (``load_asr`` picks one from a spec string):
 - ``WhisperASR`` ("whisper-base", "whisper-tiny.en", "whisper:<folder>"): OpenAI Whisper in transformers,
   batched, in encoder windows shorter than Whisper's 30 s, with a repetition guard; "whisper-base" is the
   Whisper base that registry wheels carry, converted from CTranslate2 on first use.
-- ``FasterWhisperASR`` ("faster-whisper:<dir>"): a Whisper model in CTranslate2 format, through the
+- ``FasterWhisperASR`` ("faster-whisper:<dir>", "faster-whisper-tiny.en", "faster-whisper-base"): a Whisper model in CTranslate2 format, through the
   optional extra ``faster-whisper`` (``pip install 'audiolang[whisper]'``).
 
 Every back-end takes a batch of 16 kHz mono float waveforms and returns one transcript per waveform,
@@ -34,7 +34,8 @@ import os
 import re
 import shutil
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -334,6 +335,8 @@ class TransformersASR(ASRBackend):
 
 # Whisper's window: 30 s of audio, 3,000 log-mel frames, 1,500 encoder positions.
 WHISPER_MAX_SECONDS = 30.0
+# The encoder of one window: its `(clips, mel bins, frames)` log-mel features -> the last hidden state.
+EncodeWindow = Callable[[Any], Any]
 # OpenAI's threshold: a transcript whose gzip compression ratio exceeds it is taken to be a repetition loop.
 COMPRESSION_RATIO_THRESHOLD = 2.4
 
@@ -422,8 +425,11 @@ class WhisperASR(ASRBackend):
             self._processor = WhisperProcessor.from_pretrained(self.model_name_or_path)
         return self._model, self._processor
 
-    def _decode(self, batch: list[np.ndarray], window_s: float) -> list[tuple[str, bool]]:
-        """(transcript, looks like a repetition loop) per clip, decoded in a ``window_s`` window."""
+    def _decode(
+        self, batch: list[np.ndarray], window_s: float, encode: EncodeWindow | None = None
+    ) -> list[tuple[str, bool]]:
+        """(transcript, looks like a repetition loop) per clip, decoded in a ``window_s`` window; ``encode`` maps
+        the window's log-mel features to the encoder's last hidden state (default: the model's encoder)."""
         import torch
         from transformers.modeling_outputs import BaseModelOutput
 
@@ -435,13 +441,13 @@ class WhisperASR(ASRBackend):
             max_length=round(window_s * self.sampling_rate),
             return_tensors="pt",
         ).input_features.to(self.device, model.dtype)
+        if encode is None:
+            encode = lambda window: model.get_encoder()(window).last_hidden_state  # noqa: E731
         budgets = [math.ceil(self.max_tokens_per_second * x.size / self.sampling_rate) + 8 for x in batch]
         generation_config = model.generation_config
         language = {"language": "en", "task": "transcribe"} if generation_config.is_multilingual else {}
         with torch.inference_mode():
-            encoder_outputs = BaseModelOutput(
-                last_hidden_state=model.get_encoder()(features).last_hidden_state
-            )
+            encoder_outputs = BaseModelOutput(last_hidden_state=encode(features))
             sequences = model.generate(
                 encoder_outputs=encoder_outputs,
                 num_beams=self.num_beams,
@@ -460,7 +466,33 @@ class WhisperASR(ASRBackend):
             results.append((normalize_transcript(text), runaway))
         return results
 
-    def transcribe(self, audio: Sequence[np.ndarray], sampling_rate: int) -> list[str]:
+    @property
+    def processor(self) -> Any:
+        """The model's ``WhisperProcessor`` (loaded on first use): its feature extractor makes the windows."""
+        return self._load()[1]
+
+    @property
+    def encoder(self) -> Any:
+        """The model's encoder (a ``VariableLengthWhisperEncoder``, loaded on first use): what
+        ``transcribe(..., encode=...)`` stands in for."""
+        return self._load()[0].get_encoder()
+
+    def transcribe(
+        self,
+        audio: Sequence[np.ndarray],
+        sampling_rate: int,
+        encode: Callable[[list[int], Any], Any] | None = None,
+    ) -> list[str]:
+        """Transcribe a batch (see ``ASRBackend.transcribe``).
+
+        Args:
+            encode: ``encode(indices, input_features) -> last_hidden_state``, called once per encoder window with
+                the positions in ``audio`` of the window's clips and their ``(clips, mel bins, frames)`` log-mel
+                features, instead of the model's encoder: whoever needs the same encoder states too (the
+                audio-text-classification pipeline's shared encoder pass) computes them there once. It must
+                return what ``self.encoder`` returns. The repetition guard's 30 s re-decoding runs the model's own
+                encoder.
+        """
         import torch
 
         batch = validate_audio_batch(audio, sampling_rate, self.sampling_rate)
@@ -481,7 +513,8 @@ class WhisperASR(ASRBackend):
                 chunk = order[start : start + self.batch_size]
                 clips = [batch[i] for i in chunk]
                 window_s = max(self.min_window_s, max(x.size for x in clips) / self.sampling_rate)
-                results = self._decode(clips, min(window_s, WHISPER_MAX_SECONDS))
+                window_encode = None if encode is None else partial(encode, chunk)
+                results = self._decode(clips, min(window_s, WHISPER_MAX_SECONDS), window_encode)
                 for i, clip, (text, runaway) in zip(chunk, clips, results, strict=True):
                     if runaway and window_s < WHISPER_MAX_SECONDS:
                         logger.debug(
@@ -520,9 +553,12 @@ class FasterWhisperASR(ASRBackend):
         beam_size: 1 is greedy decoding.
         language: the spoken language (English-only ``*.en`` models always decode English).
         cpu_threads: threads per model; keep it at 1 when many processes transcribe side by side.
+        window_s: the encoder window in whole seconds (faster-whisper's ``chunk_length``); None is Whisper's
+            30 s. CTranslate2's encoder takes shorter windows, and its cost is linear in the window: 10 s, the
+            window of ``WhisperASR``, costs a third of 30 s.
 
     Utterances are decoded one after the other, without voice-activity filtering or timestamps, each as
-    a single window (Whisper's limit is 30 s; longer audio is decoded window by window).
+    a single window (longer audio is decoded window by window).
     """
 
     def __init__(
@@ -532,7 +568,12 @@ class FasterWhisperASR(ASRBackend):
         beam_size: int = 1,
         language: str = "en",
         cpu_threads: int = 1,
+        window_s: int | None = None,
     ) -> None:
+        if window_s is not None and not (isinstance(window_s, int) and 0 < window_s <= WHISPER_MAX_SECONDS):
+            raise ValueError(
+                f"window_s must be a whole number of seconds in [1, 30] or None, got {window_s!r}"
+            )
         _import_whisper_model()  # fail here, with the install command, rather than in a worker later
         if not Path(model_dir).is_dir():
             raise FileNotFoundError(
@@ -545,6 +586,7 @@ class FasterWhisperASR(ASRBackend):
         self.beam_size = beam_size
         self.language = language
         self.cpu_threads = cpu_threads
+        self.window_s = window_s
         self._model: Any = None
 
     def _get_model(self) -> Any:
@@ -570,6 +612,7 @@ class FasterWhisperASR(ASRBackend):
                 without_timestamps=True,
                 condition_on_previous_text=False,
                 vad_filter=False,
+                chunk_length=self.window_s,
             )
             # segments is a generator: decoding happens while it is consumed.
             transcripts.append(normalize_transcript(" ".join(s.text for s in segments)))
@@ -587,12 +630,19 @@ def load_asr(spec: str, **kwargs: Any) -> ASRBackend:
       registry wheels carry, converted to transformers on first use (``packaged_whisper_path``);
     - ``"whisper:<folder or hub id>"``: ``WhisperASR(folder, **kwargs)`` on any transformers Whisper;
     - ``"faster-whisper:<CTranslate2 model dir>"``: ``FasterWhisperASR(dir, **kwargs)``;
+    - ``"faster-whisper-base"``, ``"faster-whisper-tiny.en"``: ``FasterWhisperASR(**kwargs)`` on the CTranslate2
+      folder of the packaged Whisper as the registry wheels carry it (``packaged_ctranslate2_whisper_dir``);
     - anything else, a hub id or a local folder: ``TransformersASR(spec, **kwargs)``.
 
     Hub ids of packaged models (``openai/whisper-base``, ...) resolve to the installed copy
     (``resolve_pretrained``), so they work offline.
     """
-    from ..conversion import PACKAGED_WHISPER, packaged_whisper_path, resolve_pretrained
+    from ..conversion import (
+        PACKAGED_WHISPER,
+        packaged_ctranslate2_whisper_dir,
+        packaged_whisper_path,
+        resolve_pretrained,
+    )
 
     if spec == "pocketsphinx":
         return PocketSphinxASR(**kwargs)
@@ -604,6 +654,10 @@ def load_asr(spec: str, **kwargs: Any) -> ASRBackend:
         if not model_dir:
             raise ValueError("spec 'faster-whisper:' needs a model folder: 'faster-whisper:/path/to/model'")
         return FasterWhisperASR(model_dir, **kwargs)
+    if spec.startswith("faster-whisper-") and spec.removeprefix("faster-whisper-") in PACKAGED_WHISPER:
+        return FasterWhisperASR(
+            packaged_ctranslate2_whisper_dir(spec.removeprefix("faster-whisper-")), **kwargs
+        )
     packaged = spec.removeprefix("whisper-")
     if spec.startswith("whisper-") and packaged in PACKAGED_WHISPER:
         return WhisperASR(packaged_whisper_path(packaged), **kwargs)
@@ -619,7 +673,8 @@ def load_asr(spec: str, **kwargs: Any) -> ASRBackend:
         # Neither a folder nor an "org/name" hub id: a typo, not something to look for on the Hub.
         raise ValueError(
             f"unknown ASR back-end {spec!r}: use 'pocketsphinx', "
-            f"{', '.join(repr(f'whisper-{name}') for name in PACKAGED_WHISPER)}, 'whisper:<folder or hub id>', "
+            f"{', '.join(repr(f'{kind}-{name}') for kind in ('whisper', 'faster-whisper') for name in PACKAGED_WHISPER)}, "
+            "'whisper:<folder or hub id>', "
             "'faster-whisper:<CTranslate2 model folder>', or a transformers ASR model (a local folder or an "
             "'org/name' hub id)."
         )

@@ -8,7 +8,11 @@ labels. No such corpus can be downloaded here, so this module builds one:
 2. a domain language model for the recogniser, built from the ``pretrain`` split's manual text only,
    so that held-out test sentences cannot leak into recognition;
 3. *rendering* (a process pool, all cores): synthesis, cabin acoustics (acoustics.py) and real offline
-   recognition (pocketsphinx by default) of every utterance, giving ``asr_text`` with real errors;
+   recognition of every utterance, giving ``asr_text`` with real errors: the ``pretrain`` split through
+   ``CorpusConfig.asr`` (pocketsphinx with that domain LM by default), the labelled splits through
+   ``CorpusConfig.labelled_asr`` (Whisper tiny.en in the ``default`` and ``large`` presets: the recogniser the
+   ``audio-text-classification`` pipeline runs at inference, so a classifier trains and is tested on the
+   transcripts it will get; ``benchmarks/results/bench_asr.jsonl`` has its error rates per voice), in batches;
 4. an atomic save: everything is written into a temporary sibling folder that is renamed into place
    only when complete, so an interrupted build never leaves a folder that a later run trusts.
 
@@ -42,6 +46,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..cache import cache_dir
 from ..metrics.asr import character_error_rate, word_error_rate
 from .acoustics import render
 from .asr import ASRBackend, PocketSphinxASR, build_pocketsphinx_lm, load_asr
@@ -76,6 +81,16 @@ MARKER = "audiolang_corpus.json"
 FLIPPED_FIELD_RATE = 0.15
 
 # Split sizes and speaker counts. ``large`` is scaled by ``num_utterances`` (default 20,000).
+# The labelled splits' recogniser per preset (None: ``CorpusConfig.asr``, as for ``pretrain``). ``tiny`` (the tests'
+# corpus) keeps pocketsphinx everywhere, so that it builds in seconds without loading Whisper.
+PRESET_LABELLED_ASR: dict[str, str | None] = {
+    "tiny": None,
+    "default": "whisper-tiny.en",
+    "large": "whisper-tiny.en",
+}
+# Utterances a rendering worker synthesises before it transcribes them in one recogniser call (Whisper decodes a
+# batch at a time; with clips shorter than its window a transcript does not depend on the rest of the batch).
+RENDER_CHUNK = 16
 CORPUS_PRESETS: dict[str, dict[str, int]] = {
     "tiny": dict(
         pretrain=48,
@@ -139,6 +154,8 @@ class CorpusConfig:
     # The hibari pseudo-speakers of test_natural, unseen in every other split.
     num_natural_test_speakers: int = 4
     version: str = CORPUS_VERSION
+    # The recogniser of every split but pretrain (None: ``asr``); see PRESET_LABELLED_ASR.
+    labelled_asr: str | None = None
 
     @classmethod
     def from_preset(
@@ -163,6 +180,7 @@ class CorpusConfig:
             num_speakers=p["speakers"],
             num_test_speakers=p["test_speakers"],
             num_natural_test_speakers=p["natural_test_speakers"],
+            labelled_asr=PRESET_LABELLED_ASR.get(preset),
         )
         config = replace(config, **overrides)
         config.validate()
@@ -213,7 +231,10 @@ class CorpusConfig:
         )
 
     def fingerprint(self) -> str:
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        fields = asdict(self)
+        if fields["labelled_asr"] is None:
+            del fields["labelled_asr"]  # a corpus built before the field existed keeps its fingerprint
+        blob = json.dumps(fields, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
     @property
@@ -359,28 +380,63 @@ def plan_corpus(config: CorpusConfig) -> list[UtterancePlan]:
 
 # --- rendering (runs in worker processes) ---------------------------------------------------------
 
-_WORKER_ASR: ASRBackend | None = None
+# The recognisers of a worker: for the pretrain split, and for the labelled splits.
+_WORKER_ASR: dict[str, ASRBackend] = {}
 
 
-def _init_worker(asr: ASRBackend) -> None:
+def _init_worker(asr: dict[str, ASRBackend]) -> None:
     global _WORKER_ASR
     _WORKER_ASR = asr
+    if len(asr) > 1 or any(not isinstance(a, PocketSphinxASR) for a in asr.values()):
+        # Whisper in a worker: one thread each, the pool gives the parallelism.
+        import torch
+
+        torch.set_num_threads(1)
 
 
-def _render_one(plan: UtterancePlan) -> dict[str, Any]:
-    assert _WORKER_ASR is not None, "worker not initialised"
-    rng = np.random.default_rng(plan.seed)
-    # The engine's own random stream (hibari's noise component) is seeded apart from the cabin's.
-    speech = synthesize(plan.speaker, plan.text, plan.prosody, seed=plan.seed ^ 0x5EED)
-    audio, info = render(speech, rng, far_field=plan.far_field, gain=plan.prosody.amplitude)
-    asr_text = _WORKER_ASR.transcribe([audio], SAMPLING_RATE)[0]
-    return {
-        "audio": {"bytes": wav_bytes(audio), "path": None},
-        "asr_text": asr_text,
-        "duration": round(audio.size / SAMPLING_RATE, 4),
-        "snr_db": round(info.snr_db, 2),
-        "rt60_s": round(info.rt60_s, 3),
-    }
+def _recogniser_kind(split: str) -> str:
+    return "pretrain" if split == "pretrain" else "labelled"
+
+
+def _render_chunk(plans: Sequence[UtterancePlan]) -> list[dict[str, Any]]:
+    """Synthesise, render and transcribe utterances of one recogniser kind (`_recogniser_kind`), the transcription
+    in one call."""
+    assert _WORKER_ASR, "worker not initialised"
+    kinds = {_recogniser_kind(plan.split) for plan in plans}
+    assert len(kinds) == 1, f"a chunk mixes recognisers: {kinds}"
+    rendered, clips = [], []
+    for plan in plans:
+        rng = np.random.default_rng(plan.seed)
+        # The engine's own random stream (hibari's noise component) is seeded apart from the cabin's.
+        speech = synthesize(plan.speaker, plan.text, plan.prosody, seed=plan.seed ^ 0x5EED)
+        audio, info = render(speech, rng, far_field=plan.far_field, gain=plan.prosody.amplitude)
+        clips.append(audio)
+        rendered.append(
+            {
+                "audio": {"bytes": wav_bytes(audio), "path": None},
+                "duration": round(audio.size / SAMPLING_RATE, 4),
+                "snr_db": round(info.snr_db, 2),
+                "rt60_s": round(info.rt60_s, 3),
+            }
+        )
+    for row, text in zip(rendered, _WORKER_ASR[kinds.pop()].transcribe(clips, SAMPLING_RATE), strict=True):
+        row["asr_text"] = text
+    return rendered
+
+
+def render_chunks(plans: Sequence[UtterancePlan], size: int = RENDER_CHUNK) -> list[list[UtterancePlan]]:
+    """`plans` in order, cut into chunks of at most `size` utterances that share a recogniser."""
+    chunks: list[list[UtterancePlan]] = []
+    for plan in plans:
+        if (
+            chunks
+            and len(chunks[-1]) < size
+            and (_recogniser_kind(chunks[-1][0].split) == _recogniser_kind(plan.split))
+        ):
+            chunks[-1].append(plan)
+        else:
+            chunks.append([plan])
+    return chunks
 
 
 def _rows(plans: Sequence[UtterancePlan], rendered: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
@@ -439,10 +495,8 @@ def corpus_features():
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get("AUDIOLANG_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "audiolang"
-    )
-    return Path(root) / "corpus"
+    """Where ``build_corpus`` caches corpora: ``$AUDIOLANG_CACHE/corpus`` (see ``audiolang.cache``)."""
+    return cache_dir("corpus")
 
 
 def corpus_dir(config: CorpusConfig, output_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -493,6 +547,74 @@ def _damage(path: Path, marker: dict[str, Any]) -> list[str]:
     return problems
 
 
+def rebuild_command(path: str | os.PathLike[str], marker: dict[str, Any]) -> str:
+    """The command that builds again the corpus a marker describes, with the arguments it was built with (preset,
+    seed, size, recogniser), so that following a hint rebuilds this corpus and not the default one."""
+    recorded = marker.get("config") or {}
+    preset, seed, asr = recorded.get("preset", "default"), recorded.get("seed", 0), recorded.get("asr")
+    labelled_asr = recorded.get("labelled_asr")
+    sizes = recorded.get("split_sizes") or {}
+    for num_utterances in (None, sum(sizes.values()) or None):
+        try:
+            config = CorpusConfig.from_preset(
+                preset, seed=seed, num_utterances=num_utterances, asr=asr, labelled_asr=labelled_asr
+            )
+        except (TypeError, ValueError):
+            break
+        if config.fingerprint() == marker.get("fingerprint"):
+            return (
+                f"`python run_scripts/run_build_corpus.py --output_dir {path} --preset {preset} --seed {seed}"
+                + (f" --num_utterances {num_utterances}" if num_utterances else "")
+                + (f" --asr {asr}" if asr != CorpusConfig.asr else "")
+                + (
+                    f" --labelled_asr {labelled_asr or 'none'}"
+                    if labelled_asr != PRESET_LABELLED_ASR.get(preset)
+                    else ""
+                )
+                + " --overwrite`"
+            )
+    # A configuration that the command line cannot give (built from a full CorpusConfig).
+    return (
+        f"`build_corpus(config=CorpusConfig(**corpus_info({str(path)!r})['config']), output_dir={str(path)!r}, "
+        "overwrite=True)`"
+    )
+
+
+def _foreign_files(path: Path, marker: dict[str, Any]) -> list[str]:
+    """What a corpus folder holds that its build did not write (nor `datasets` caches of its splits): the user's
+    own files, which replacing the corpus must not delete. Top-level names, folders with a trailing `/`."""
+    built = {*marker["files"], MARKER}
+    built_dirs = {parent.as_posix() for name in built for parent in Path(name).parents}
+    foreign = set()
+    for item in path.rglob("*"):
+        relative = item.relative_to(path)
+        if relative.as_posix() in built or relative.as_posix() in built_dirs or _is_datasets_cache(item):
+            continue
+        top = relative.parts[0]
+        foreign.add(f"{top}/" if (path / top).is_dir() else top)
+    return sorted(foreign)
+
+
+def _is_datasets_cache(file: Path) -> bool:
+    """`datasets`' cache files beside a split's data (`Dataset.map` over the loaded corpus writes them)."""
+    return file.is_file() and file.name.startswith("cache-") and file.suffix == ".arrow"
+
+
+def _remove_built(path: Path, marker: dict[str, Any]) -> None:
+    """Delete what a corpus build wrote in `path` (the marker's files, the marker, `datasets` caches), then the
+    folders left empty; anything else stays."""
+    for name in marker["files"]:
+        (path / name).unlink(missing_ok=True)
+    for cache in [f for f in path.rglob("cache-*.arrow") if _is_datasets_cache(f)]:
+        cache.unlink()
+    (path / MARKER).unlink(missing_ok=True)
+    for folder in sorted(
+        (d for d in path.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True
+    ):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def load_corpus(path: str | os.PathLike[str]):
     """Load a corpus written by ``build_corpus`` (a ``DatasetDict``); refuses incomplete or damaged folders: one
     without the marker, or with a file missing or of another size than the build wrote."""
@@ -510,8 +632,7 @@ def load_corpus(path: str | os.PathLike[str]):
     elif problems := _damage(path, marker):
         raise ValueError(
             f"the corpus at {str(path)!r} is damaged ({'; '.join(problems[:5])}"
-            f"{'; ...' if len(problems) > 5 else ''}): rebuild it with `python run_scripts/run_build_corpus.py "
-            f"--output_dir {path} --overwrite` (or build_corpus(..., overwrite=True))."
+            f"{'; ...' if len(problems) > 5 else ''}): rebuild it with {rebuild_command(path, marker)}."
         )
     return load_from_disk(str(path))
 
@@ -648,6 +769,7 @@ def build_corpus(
                 f"is {config.fingerprint()}); pass overwrite=True (--overwrite) to replace it, or choose another "
                 "folder"
             )
+        _check_replaceable(out, marker)
     plans = plan_corpus(config)
     check_engines({p.speaker.engine for p in plans})
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -656,14 +778,32 @@ def build_corpus(
     tmp.mkdir()
     try:
         _build_into(tmp, config, plans, num_workers, asr, progress)
+        if marker is not None:
+            _check_replaceable(out, marker)  # again: files may have been added during the build
+            _remove_built(out, marker)
         if out.exists():
-            shutil.rmtree(out)  # an empty folder, or a corpus that audiolang built (checked above)
+            out.rmdir()  # empty now: an empty folder, or a corpus that audiolang built (checked above)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("corpus written to %s", out)
     return load_corpus(out)
+
+
+def _check_replaceable(out: Path, marker: dict[str, Any]) -> None:
+    """Refuse to replace a corpus folder that holds files its build did not write (or cannot tell which those are)."""
+    if "files" not in marker:
+        raise ValueError(
+            f"the corpus at {str(out)!r} predates file lists in {MARKER}: its files cannot be told from yours, so "
+            "it is not replaced. Move anything of yours out of it and delete the folder, or choose another folder."
+        )
+    if foreign := _foreign_files(out, marker):
+        raise ValueError(
+            f"output_dir {str(out)!r} holds files that its corpus build did not write ({', '.join(foreign[:10])}"
+            f"{', ...' if len(foreign) > 10 else ''}): --overwrite replaces only what a build wrote. Move them out "
+            "of the folder, or choose another folder."
+        )
 
 
 def _build_into(
@@ -676,30 +816,35 @@ def _build_into(
 ) -> None:
     from datasets import Dataset, DatasetDict
 
-    if asr is None:
+    if asr is not None:
+        recognisers = {"pretrain": asr, "labelled": asr}
+    else:
         if config.asr == "pocketsphinx":
             pretrain_text = [p.text for p in plans if p.split == "pretrain"]
             lm_path, dict_path = build_pocketsphinx_lm(pretrain_text, tmp / "asr_lm")
             asr = PocketSphinxASR(lm_path=lm_path, dict_path=dict_path)
         else:
             asr = load_asr(config.asr)
+        labelled = asr if config.labelled_asr in (None, config.asr) else load_asr(config.labelled_asr)
+        recognisers = {"pretrain": asr, "labelled": labelled}
     workers = max(1, num_workers or os.cpu_count() or 1)
     # Rendering is subprocesses + numpy + pocketsphinx: fork is safe and avoids re-importing the
     # package in every worker. Elsewhere (macOS, Windows) spawn is the only safe choice.
     ctx = mp.get_context("fork" if sys.platform == "linux" else "spawn")
     bar = tqdm(total=len(plans), desc="render+ASR", unit="utt", disable=not progress)
     rendered: list[dict[str, Any]] = []
+    chunks = render_chunks(plans)
     try:
         if workers == 1:
-            _init_worker(asr)
-            for plan in plans:
-                rendered.append(_render_one(plan))
-                bar.update()
+            _init_worker(recognisers)
+            for chunk in chunks:
+                rendered.extend(_render_chunk(chunk))
+                bar.update(len(chunk))
         else:
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(asr,)) as pool:
-                for row in pool.imap(_render_one, plans, chunksize=4):
-                    rendered.append(row)
-                    bar.update()
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(recognisers,)) as pool:
+                for rows in pool.imap(_render_chunk, chunks):
+                    rendered.extend(rows)
+                    bar.update(len(rows))
     finally:
         bar.close()
     features = corpus_features()
@@ -716,7 +861,13 @@ def _build_into(
     description = (
         f"audiolang embedded in-car corpus (preset {config.preset}, seed {config.seed}): {stats['utterances']} "
         f"utterances, {stats['speakers']} speakers, {stats['hours']} h; asr_text WER {stats['asr_wer']:.1%}, "
-        f"CER {stats['asr_cer']:.1%} against the manual text ({config.asr}). Voices: "
+        f"CER {stats['asr_cer']:.1%} against the manual text ({config.asr}"
+        + (
+            f" for pretrain, {config.labelled_asr} for the labelled splits"
+            if config.labelled_asr not in (None, config.asr)
+            else ""
+        )
+        + "). Voices: "
         + ", ".join(
             f"{engine} {e['share']:.0%} of the utterances ({e['speakers']} speakers)"
             for engine, e in stats["per_engine"].items()
@@ -726,21 +877,28 @@ def _build_into(
     for split in dataset.values():
         split.info.description = description
     dataset.save_to_disk(str(tmp))
+    write_marker(tmp, config, stats, description)
+
+
+def write_marker(folder: Path, config: CorpusConfig, statistics: dict[str, Any], description: str) -> None:
+    """Write the marker of a complete build into `folder`, last: its configuration (what rebuild hints repeat), its
+    statistics, and every file the build wrote with its size (what `load_corpus` checks for damage and `--overwrite`
+    deletes, and nothing else)."""
     info = {
         "fingerprint": config.fingerprint(),
         "config": asdict(config),
-        "statistics": stats,
+        "statistics": statistics,
         "description": description,
         # What the complete build wrote, so that a later truncated or deleted file is noticed at load time.
         "files": {
-            file.relative_to(tmp).as_posix(): file.stat().st_size
-            for file in sorted(tmp.rglob("*"))
+            file.relative_to(folder).as_posix(): file.stat().st_size
+            for file in sorted(folder.rglob("*"))
             if file.is_file()
         },
     }
     # The marker is written last: a folder without it is never trusted.
-    with tempfile.NamedTemporaryFile("w", dir=tmp, delete=False, suffix=".json") as f:
+    with tempfile.NamedTemporaryFile("w", dir=folder, delete=False, suffix=".json") as f:
         json.dump(info, f, indent=2, default=str)
     # NamedTemporaryFile creates the file 0600; the corpus is meant to be shared (a cache other users read).
     os.chmod(f.name, 0o644)
-    os.replace(f.name, tmp / MARKER)
+    os.replace(f.name, folder / MARKER)

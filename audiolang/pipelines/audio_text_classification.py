@@ -40,6 +40,7 @@ __all__ = [
     "ASR_FOLDER",
     "INFERENCE_ASR_FOLDER",
     "TASK",
+    "AudioStream",
     "AudioTextClassificationPipeline",
     "load_audio_file",
     "load_saved_asr",
@@ -64,6 +65,45 @@ _FILE_KWARGS = ("lm_path", "dict_path")
 _DEFAULT_LABEL = "LABEL_0"
 
 logger = logging.get_logger(__name__)
+
+
+class AudioStream:
+    """A clip that arrives in chunks, as a microphone delivers it: the pipeline classifies it once `chunks` ends.
+
+    `classifier(AudioStream(microphone_chunks(), sampling_rate=16000))` reads every chunk as it comes and joins them;
+    the recogniser and the classifier then run once on the whole clip, so the result is that of the joined clip
+    passed at once. Nothing is decoded before the end, hence nothing twice: the recognisers cannot decode
+    incrementally to the same result. Whisper's encoder attends over its whole window (every state depends on every
+    frame, later ones included) and its decoder reads all of them; pocketsphinx decodes a whole utterance with its
+    batch cepstral mean normalisation (the transcripts the classifiers were trained on), which its live mode
+    replaces by a running estimate that gives other transcripts. docs/fast-inference.md says more.
+
+    Args:
+        chunks: An iterable (e.g. a generator) of 1-D waveform chunks (numpy arrays, lists or torch tensors).
+        sampling_rate: Their rate; other rates than the model's are resampled once the clip is complete.
+    """
+
+    def __init__(self, chunks: Iterable[Any], sampling_rate: int) -> None:
+        _check_sampling_rate(sampling_rate)
+        self.chunks = chunks
+        self.sampling_rate = sampling_rate
+
+    def read(self) -> np.ndarray:
+        """Every chunk, joined (it can be read once: the chunks are consumed)."""
+        parts = []
+        for index, chunk in enumerate(self.chunks):
+            if hasattr(chunk, "detach"):  # a torch tensor
+                chunk = chunk.detach().cpu().numpy()
+            chunk = np.asarray(chunk)
+            if chunk.ndim != 1 or not np.issubdtype(chunk.dtype, np.floating):
+                raise ValueError(
+                    f"chunk {index} of the audio stream has shape {chunk.shape} and dtype {chunk.dtype}: each chunk "
+                    "must be a 1-D float waveform (mix channels down, and scale 16-bit PCM by 1/32768, first)."
+                )
+            parts.append(chunk.astype(np.float32, copy=False))
+        if not parts:
+            raise ValueError("the audio stream ended without a chunk: there is nothing to classify.")
+        return np.concatenate(parts)
 
 
 class AudioTextClassificationPipeline(Pipeline):
@@ -98,7 +138,18 @@ class AudioTextClassificationPipeline(Pipeline):
             else its training one. Also accepted per call, for that call only.
         truncate_audio (`bool`, *optional*, defaults to `True`): Keep the first `max_audio_samples` samples of
             longer clips (the processor's limit, what fine-tuning did) instead of raising.
+        share_encoder (`bool`, *optional*, defaults to `False`): With a Whisper recogniser (`WhisperASR`) whose
+            encoder is, wholly or in its lower layers, the classifier's audio tower (compared weight for weight,
+            once), encode each clip once for both: the classifier then reads the clip's frames of the recogniser's
+            window (the clip followed by silence) instead of encoding the clip alone. Elsewhere (another
+            recogniser, other weights, clips given with transcripts) the two passes run, and a warning says why.
+            See `audiolang.pipelines.shared_encoder` and docs/fast-inference.md.
+        classifier (*optional*): A runtime that stands in for the model's forward, e.g. an ONNX export
+            (`audiolang.export.OnnxSequenceClassifier`): called with the processor's tensors as keyword arguments,
+            it returns an object with `logits`. The model still supplies the config (labels) and the processor.
         batch_size, device, dtype, ...: as for every transformers pipeline.
+
+    A clip that arrives in chunks (a microphone) is passed as an `AudioStream`; it is classified once it ends.
     """
 
     _load_processor = True
@@ -106,8 +157,18 @@ class AudioTextClassificationPipeline(Pipeline):
     _load_image_processor = False
     _load_tokenizer = False
 
-    def __init__(self, *args: Any, asr: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, asr: Any = None, share_encoder: bool = False, classifier: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if classifier is not None and not callable(classifier):
+            raise ValueError(
+                f"`classifier` must be callable like the model (e.g. an `OnnxSequenceClassifier`), got {classifier!r}."
+            )
+        self._classifier = classifier
+        self._share_encoder = share_encoder
+        # Per recogniser (by id): what its encoder shares with the audio tower (`EncoderSharing`), or why nothing.
+        self._sharing: dict[int, Any] = {}
         if self.processor is None or self.tokenizer is None or self.feature_extractor is None:
             raise ValueError(
                 "`processor` is required: pass the model folder's joint audio+text processor, e.g. "
@@ -255,8 +316,15 @@ class AudioTextClassificationPipeline(Pipeline):
     def _waveform(self, audio: Any, sampling_rate: int | None) -> np.ndarray:
         """One input as a waveform at the model's rate. Its content (mono, finite, not silent, ...) is checked by the
         processor's feature extractor, the one validator of every audiolang front end."""
-        if isinstance(audio, (str, os.PathLike)):
+        if isinstance(audio, AudioStream):
+            audio, sampling_rate = audio.read(), audio.sampling_rate
+        elif isinstance(audio, (str, os.PathLike)):
             audio = os.fspath(audio)
+            if os.path.isdir(audio):
+                raise ValueError(
+                    f"audio file {audio!r} is a folder: pass the path of one audio file (or a waveform). To predict "
+                    f"every file of a folder: python run_scripts/run_predict.py --audio_dir {audio} ..."
+                )
             if not audio.startswith(("http://", "https://")) and not os.path.isfile(audio):
                 raise ValueError(
                     f"audio file {audio!r} does not exist: pass the path of an audio file or a waveform."
@@ -284,7 +352,11 @@ class AudioTextClassificationPipeline(Pipeline):
         if hasattr(audio, "detach"):  # a torch tensor
             audio = audio.detach().cpu().numpy()
         audio = np.asarray(audio)
-        if sampling_rate != self.sampling_rate and audio.ndim == 1 and audio.size:
+        _check_sampling_rate(sampling_rate)
+        # Only real, finite samples are resampled (a cast would hide a bad dtype, and resampling spreads a NaN over
+        # its neighbours): the feature extractor refuses the rest as given, naming what is wrong.
+        resample = sampling_rate != self.sampling_rate and audio.ndim == 1 and audio.size
+        if resample and audio.dtype.kind in "iuf" and np.isfinite(audio).all():
             audio = _resample(audio, sampling_rate, self.sampling_rate)
         return audio
 
@@ -296,14 +368,29 @@ class AudioTextClassificationPipeline(Pipeline):
         clips = model_inputs["audio"] if batched else [model_inputs["audio"]]
         transcripts = list(model_inputs["transcript"]) if batched else [model_inputs["transcript"]]
         missing = [i for i, text in enumerate(transcripts) if text is None]
+        audio_pooler_output = None
         if missing:
-            # One recogniser call for the batch's clips that came without a transcript.
-            heard = self._recogniser(asr).transcribe([clips[i] for i in missing], self.sampling_rate)
+            recogniser = self._recogniser(asr)
+            sharing = self._sharing_with(recogniser) if len(missing) == len(clips) else None
+            if sharing is not None:
+                heard, audio_pooler_output = _import_shared_encoder().transcribe_and_pool(
+                    recogniser, self.model, self.feature_extractor, sharing, clips, truncate_audio
+                )
+            else:
+                # One recogniser call for the batch's clips that came without a transcript.
+                heard = recogniser.transcribe([clips[i] for i in missing], self.sampling_rate)
             for i, text in zip(missing, heard, strict=True):
                 transcripts[i] = text
         # What fine-tuning does (DataCollatorForAudioText): a recogniser that heard nothing is evidence too, and an
         # empty transcript is read as the tokenizer's unknown token.
         texts = [text if text.strip() else self.tokenizer.unk_token for text in transcripts]
+        if audio_pooler_output is not None:
+            # The audio was encoded with the recogniser's pass: the model reads its pooled frames and the text.
+            inputs = dict(
+                self.processor(text=texts, return_tensors="pt"), audio_pooler_output=audio_pooler_output
+            )
+            logits = self.model(**self._ensure_tensor_on_device(inputs, self.device)).logits
+            return {"logits": logits, "transcript": transcripts if batched else transcripts[0]}
         inputs = self.processor(
             audio=clips,
             text=texts,
@@ -313,8 +400,33 @@ class AudioTextClassificationPipeline(Pipeline):
         )
         if self.dtype is not None:
             inputs = inputs.to(dtype=self.dtype)  # floating-point tensors only
-        logits = self.model(**self._ensure_tensor_on_device(dict(inputs), self.device)).logits
+        forward = self.model if self._classifier is None else self._classifier
+        logits = forward(**self._ensure_tensor_on_device(dict(inputs), self.device)).logits
         return {"logits": logits, "transcript": transcripts if batched else transcripts[0]}
+
+    def _sharing_with(self, recogniser: Any) -> Any:
+        """What `recogniser`'s encoder shares with the audio tower (an `EncoderSharing`), when `share_encoder` is on
+        and it shares something; else None (the two passes run). Weighed once per recogniser; why nothing is shared
+        is logged once."""
+        if not self._share_encoder:
+            return None
+        key = id(recogniser)
+        if key not in self._sharing:
+            shared_encoder = _import_shared_encoder()
+            obstacle = shared_encoder.sharing_obstacle(recogniser, self.model)
+            if obstacle is None and self._classifier is not None:
+                obstacle = "a classifier runtime (`classifier=`) encodes the audio itself"
+            sharing = None
+            if obstacle is None:
+                sharing = shared_encoder.encoder_sharing(recogniser.encoder, self.model.audio_model)
+                if sharing is None:
+                    obstacle = (
+                        "its encoder's convolution stem or config is not the classifier's audio tower's"
+                    )
+            if obstacle is not None:
+                logger.warning("share_encoder: two encoder passes, because %s.", obstacle)
+            self._sharing[key] = (recogniser, sharing)  # the recogniser is kept so that its id is not reused
+        return self._sharing[key][1]
 
     def _recogniser(self, asr: Any = None) -> Any:
         """The call's recogniser (`asr`: `(spec, kwargs)` or a back-end, as `_check_asr` returns it), else the
@@ -432,10 +544,42 @@ def load_audio_file(path: str | os.PathLike, sampling_rate: int) -> np.ndarray:
     and phones record) go through torchcodec (ffmpeg).
     """
     path = os.fspath(path)
+    checks = _audio_file_checks()
     try:
-        return load_audio(path, sampling_rate=sampling_rate, backend="soundfile")
-    except RuntimeError:  # transformers' "soundfile cannot decode" and soundfile's own LibsndfileError
-        return load_audio(path, sampling_rate=sampling_rate, backend="torchcodec")
+        try:
+            waveform = load_audio(path, sampling_rate=sampling_rate, backend="soundfile")
+        except RuntimeError:  # transformers' "soundfile cannot decode" and soundfile's own LibsndfileError
+            waveform = load_audio(path, sampling_rate=sampling_rate, backend="torchcodec")
+    except Exception as error:  # noqa: BLE001 (decoders raise RuntimeError, OSError, ValueError, ...)
+        reason = checks.decode_error_message(error) if checks else next(iter(str(error).splitlines()), "")
+        raise ValueError(
+            f"audio file {path!r} cannot be decoded ({reason}): pass an audio file (WAV, FLAC, MP3, OGG, "
+            "M4A, ...)."
+        ) from error
+    local = checks is not None and not path.startswith(("http://", "https://"))
+    if local and (truncated := checks.truncation_problem(path, waveform.size / sampling_rate)):
+        logger.warning("audio file %r is %s: only that part is classified", path, truncated)
+    return waveform
+
+
+def _audio_file_checks() -> Any:
+    """audiolang's `audio_utils` (decoder messages, truncated files), or None where audiolang is not installed."""
+    # In a try block: transformers' `trust_remote_code` import check skips it, so the module loads without audiolang.
+    try:
+        from audiolang import audio_utils
+    except ImportError:
+        return None
+    return audio_utils
+
+
+def _check_sampling_rate(sampling_rate: Any) -> None:
+    # A string, a fraction of a hertz or a bool is a caller's bug, not a rate to resample from.
+    whole = isinstance(sampling_rate, (int, np.integer)) and not isinstance(sampling_rate, bool)
+    if not whole or sampling_rate <= 0:
+        raise ValueError(
+            f"`sampling_rate` must be a positive integer (Hz), got {sampling_rate!r}: pass the rate the audio was "
+            "recorded at, e.g. `sampling_rate=16000`."
+        )
 
 
 def _resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -449,6 +593,18 @@ def _resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
             f"(pip install soxr), or resample it first."
         ) from None
     return soxr.resample(audio.astype(np.float32, copy=False), orig_sr, target_sr, quality="soxr_hq")
+
+
+def _import_shared_encoder() -> Any:
+    # In a try block, as `_import_load_asr`: the module also serves folders loaded without audiolang installed.
+    try:
+        from audiolang.pipelines import shared_encoder
+    except ImportError:
+        raise ValueError(
+            "`share_encoder=True` needs the `audiolang` package, which is not installed: `pip install audiolang`, or "
+            "build the pipeline without `share_encoder`."
+        ) from None
+    return shared_encoder
 
 
 def _import_load_asr(needed_for: str) -> Any:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from ..data.asr import missing_shards, shard_dir
+from ..training.lifecycle import describe_differences
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -28,10 +29,26 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# What `audio_files` collects: the containers that soundfile (libsndfile >= 1.1), the pipeline's decoder, reads.
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif")
+# What `audio_files` collects: every container the pipeline's `load_audio_file` reads, through soundfile (libsndfile
+# >= 1.1) or, for what browsers and phones record, torchcodec (ffmpeg).
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".opus",
+    ".aiff",
+    ".aif",
+    ".m4a",
+    ".mp4",
+    ".aac",
+    ".webm",
+)
 OUTPUT_FORMATS = ("jsonl", "csv")
 _SHARD_FILE = "predictions.jsonl"
+# Beside each shard's predictions: what made them (model, data, arguments), so that shards of another run are not
+# skipped as done nor merged with this run's.
+_SHARD_FINGERPRINT = "fingerprint.json"
 
 
 def audio_files(folder: str | os.PathLike) -> list[Path]:
@@ -39,7 +56,15 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"--audio_dir {str(root)!r} is not a folder.")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS)
+    found = sorted(p for p in root.rglob("*") if p.is_file())
+    files = [p for p in found if p.suffix.lower() in AUDIO_EXTENSIONS]
+    if left_out := [p for p in found if p.suffix.lower() not in AUDIO_EXTENSIONS]:
+        logger.warning(
+            "--audio_dir: %d file(s) left out, not audio by their extension (%s): %s",
+            len(left_out),
+            ", ".join(AUDIO_EXTENSIONS),
+            ", ".join(str(p) for p in left_out[:10]) + (", ..." if len(left_out) > 10 else ""),
+        )
     if not files:
         raise ValueError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {str(root)!r}.")
     return files
@@ -108,14 +133,31 @@ def predict_shard(
     shard_index: int = 0,
     num_shards: int = 1,
     batch_size: int = 8,
+    fingerprint: dict[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write the predictions of one shard (`inputs` and `ids` are that shard's rows) to
-    `shard_dir(work_dir, shard_index, num_shards)`, renamed into place once complete; a finished shard is skipped.
-    Returns the shard's folder."""
+    `shard_dir(work_dir, shard_index, num_shards)`, renamed into place once complete, with the `fingerprint` of what
+    made them (model, data, arguments). A finished shard of the same fingerprint is skipped; one of another is
+    refused, or predicted again with `overwrite`. Returns the shard's folder."""
     final = shard_dir(work_dir, shard_index, num_shards)
     if final.is_dir():
-        logger.info("shard %d of %d is already in %s: skipping it", shard_index, num_shards, final)
-        return final
+        differing = _shard_differences(final, fingerprint)
+        if not differing:
+            logger.info("shard %d of %d is already in %s: skipping it", shard_index, num_shards, final)
+            return final
+        if not overwrite:
+            raise ValueError(
+                f"shard {shard_index} of {num_shards} in {str(final)!r} was made by another run (it differs in "
+                f"{', '.join(differing)}): pass --overwrite_output_file to predict it again."
+            )
+        logger.info(
+            "shard %d of %d in %s was made by another run: predicting it again",
+            shard_index,
+            num_shards,
+            final,
+        )
+        shutil.rmtree(final)
     tmp = final.with_name(f".tmp-{final.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -123,17 +165,56 @@ def predict_shard(
     with open(tmp / _SHARD_FILE, "w", encoding="utf-8") as f:
         for record in records:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    (tmp / _SHARD_FINGERPRINT).write_text(json.dumps(fingerprint or {}, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, final)
     return final
 
 
-def merge_predictions(work_dir: str | os.PathLike, num_shards: int, output_file: str | os.PathLike) -> Path:
+def _shard_differences(folder: Path, fingerprint: dict[str, Any] | None) -> list[str]:
+    """How the run that made a finished shard differs from `fingerprint` (none when no fingerprint is asked for)."""
+    if fingerprint is None:
+        return []
+    recorded = _read_fingerprint(folder)
+    if recorded is None:
+        return [f"its {_SHARD_FINGERPRINT} (missing or unreadable)"]
+    return describe_differences(recorded, fingerprint)
+
+
+def _read_fingerprint(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / _SHARD_FINGERPRINT).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def merge_predictions(
+    work_dir: str | os.PathLike,
+    num_shards: int,
+    output_file: str | os.PathLike,
+    fingerprint: dict[str, Any] | None = None,
+) -> Path:
     """Join the finished shards, in order, into `output_file` (JSON lines, or CSV for a `.csv` name: one `score_<label>`
-    column per class) and return its path. Raises ValueError naming the shards that are not finished."""
+    column per class) and return its path. Raises ValueError naming the shards that are not finished, and those
+    made by another run than shard 0 (or than `fingerprint`, when given): their predictions do not belong together."""
     missing = missing_shards(work_dir, num_shards)
     if missing:
         raise ValueError(
             f"{len(missing)} of {num_shards} shards are not finished (indices {missing}): predict them first."
+        )
+    folders = [shard_dir(work_dir, i, num_shards) for i in range(num_shards)]
+    against = "this run" if fingerprint is not None else "shard 0"
+    if fingerprint is None:
+        fingerprint = _read_fingerprint(folders[0])
+    mismatched = [
+        f"shard {i}: {', '.join(differing)}"
+        for i, folder in enumerate(folders)
+        if (differing := _shard_differences(folder, fingerprint))
+    ]
+    if mismatched:
+        raise ValueError(
+            f"{len(mismatched)} shard(s) of {str(work_dir)!r} were made by another run than {against} "
+            f"({'; '.join(mismatched)}): predict them again with the same model, data and arguments "
+            "(--overwrite_output_file), then merge."
         )
     records = (
         json.loads(line)

@@ -7,6 +7,8 @@ from .arguments import (
     EARLY_STOPPING_PATIENCE,
     TASK_TYPES,
     TEXT_ENCODER_LEARNING_RATE,
+    AudioTextTrainingArguments,
+    CheckedTrainingArguments,
     DatasetArguments,
     FinetuneTrainingArguments,
 )
@@ -51,6 +53,7 @@ from .evaluation import (
     speaker_verification_metrics,
 )
 from .frozen_audio import AUDIO_POOLER_OUTPUT_COLUMN, cache_frozen_audio, frozen_audio_cache_blocker
+from .gradient_cache import gradient_cached_backward, supports_gradient_cache
 from .lifecycle import (
     BAD_AUDIO_CHOICES,
     RunArguments,
@@ -58,8 +61,10 @@ from .lifecycle import (
     check_output_folder,
     configure_logging,
     last_complete_checkpoint,
+    own_output_dir,
     ready_to_merge,
     resume_checkpoint,
+    run_record,
 )
 from .lrat import (
     DataCollatorForLratPreTraining,
@@ -82,6 +87,7 @@ from .sources import (
     TaskSpec,
     add_missing_splits,
     cast_audio_column,
+    data_fingerprint,
     data_folder,
     ensure_text_column,
     load_labelled_splits,
@@ -98,6 +104,8 @@ __all__ = [
     "EARLY_STOPPING_PATIENCE",
     "TASK_TYPES",
     "TEXT_ENCODER_LEARNING_RATE",
+    "AudioTextTrainingArguments",
+    "CheckedTrainingArguments",
     "DatasetArguments",
     "FinetuneTrainingArguments",
     "BEST_MODEL_METRICS",
@@ -107,6 +115,7 @@ __all__ = [
     "TaskSpec",
     "add_missing_splits",
     "cast_audio_column",
+    "data_fingerprint",
     "data_folder",
     "ensure_text_column",
     "load_labelled_splits",
@@ -150,6 +159,8 @@ __all__ = [
     "ensure_transcripts",
     "evaluate_test_split",
     "few_shot",
+    "gradient_cached_backward",
+    "supports_gradient_cache",
     "find_bad_audio",
     "idp_curve",
     "k_fold_splits",
@@ -159,9 +170,11 @@ __all__ = [
     "mask_audio_spans",
     "min_audio_samples",
     "pretrain_lrat",
+    "own_output_dir",
     "ready_to_merge",
     "refresh_idp_store",
     "resume_checkpoint",
+    "run_record",
     "retrieval_metrics",
     "speaker_verification_metrics",
     "split_lrat_corpus",

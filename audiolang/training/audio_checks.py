@@ -10,17 +10,22 @@ rest of the data has).
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from datasets import Audio, Dataset
+from datasets.fingerprint import Hasher
 
+from ..audio_utils import decode_error_message, truncation_problem
 from ..data.asr import audio_to_array
 from ..dual_encoder import min_audio_input_length
+from .data import ROW_INDEX_COLUMN
 from .lifecycle import BAD_AUDIO_CHOICES
 
 logger = logging.getLogger(__name__)
@@ -48,45 +53,64 @@ def audio_problem(value: Any, audio_feature: Audio | None, sampling_rate: int, m
     """What is wrong with one stored audio value, or `""` if nothing is. `value` is the undecoded `{"bytes",
     "path"}` of an `Audio` column (decoded here with `audio_feature`, exactly as training will) or an `{"array",
     "sampling_rate"}` dict."""
+    return _inspect(value, audio_feature, sampling_rate, min_samples)[0]
+
+
+def _inspect(
+    value: Any, audio_feature: Audio | None, sampling_rate: int, min_samples: int
+) -> tuple[str, str]:
+    """`(problem, truncation)` of one stored audio value: what makes it unusable (`audio_problem`), and whether its
+    file is cut short (`truncation_problem`; usable, but only the part that is there is heard)."""
     native_rate = None
+    source = None
+    if audio_feature is not None and isinstance(value, Mapping):
+        source = value.get("bytes") or value.get("path")
+        if source is not None and not isinstance(source, bytes) and not os.path.isfile(source):
+            return f"file not found: {source}", ""
+        if (
+            source is not None
+            and (len(source) if isinstance(source, bytes) else os.path.getsize(source)) == 0
+        ):
+            return "empty file (0 bytes)", ""
     try:
         if audio_feature is not None:
             value = audio_feature.decode_example(value)
             native_rate = value.metadata.sample_rate
     except Exception as error:  # noqa: BLE001 (decoders raise RuntimeError, OSError, ValueError, ...)
-        first_line = next(iter(str(error).splitlines()), "")
-        return f"cannot be decoded ({type(error).__name__}: {first_line})"
+        return f"cannot be decoded ({decode_error_message(error)})", ""
     try:
         array, rate = audio_to_array(value)
     except Exception:  # noqa: BLE001
         # The file opened, but the decoder found no frames: an empty recording, or a header that lies.
-        return "empty: no audio frames could be decoded"
+        return "empty: no audio frames could be decoded", ""
+    truncation = truncation_problem(source, array.size / rate) if source is not None and rate else ""
     if native_rate is not None and native_rate < sampling_rate:
         return (
             f"recorded at {native_rate} Hz, below the model's {sampling_rate} Hz: upsampling cannot restore the "
             f"band above {native_rate // 2} Hz"
-        )
+        ), truncation
     if rate != sampling_rate:
         return (
             f"sampled at {rate} Hz, expected {sampling_rate}: cast the column with "
             f"datasets.Audio(sampling_rate={sampling_rate})"
-        )
+        ), truncation
     if array.size == 0:
-        return "empty (0 samples)"
+        return "empty (0 samples)", truncation
     if not np.isfinite(array).all():
-        return f"{int((~np.isfinite(array)).sum())} NaN/inf samples"
+        return f"{int((~np.isfinite(array)).sum())} NaN/inf samples", truncation
     peak = float(np.abs(array).max())
     if peak < SILENCE_PEAK:
-        return f"silent (peak amplitude {peak:.1e})"
+        return f"silent (peak amplitude {peak:.1e})", truncation
     if array.size < min_samples:
-        return f"too short: {array.size} samples, the audio encoder needs at least {min_samples}"
-    return ""
+        return f"too short: {array.size} samples, the audio encoder needs at least {min_samples}", truncation
+    return "", truncation
 
 
 def _problems(
     values: list[Any], audio_feature: Audio | None, sampling_rate: int, min_samples: int
 ) -> dict[str, list[str]]:
-    return {"audio_problem": [audio_problem(v, audio_feature, sampling_rate, min_samples) for v in values]}
+    found = [_inspect(v, audio_feature, sampling_rate, min_samples) for v in values]
+    return {"audio_problem": [f[0] for f in found], "audio_truncation": [f[1] for f in found]}
 
 
 def find_bad_audio(
@@ -114,9 +138,21 @@ def find_bad_audio(
         undecoded = undecoded.cast_column(audio_column, Audio(decode=False))
     if num_proc is None:
         num_proc = min(os.cpu_count() or 1, dataset.num_rows // _ROWS_PER_WORKER)
-    # A map over the dataset: cached beside its files, keyed by the checks' arguments, so that a re-run (a resumed
-    # training, the next fine-tuning on the same data) does not decode everything again.
-    problems = undecoded.map(
+    # A map over the dataset: cached beside its files, keyed by the checks' arguments and code, so that a re-run (a
+    # resumed training, the next fine-tuning on the same data) does not decode everything again. `datasets` hashes
+    # `_problems` but not the functions it calls, so the key holds the source of the modules that do the checking:
+    # a cache written by other checks (another audiolang version) is never read back.
+    fingerprint = Hasher.hash(
+        [
+            undecoded._fingerprint,
+            audio_column,
+            audio_feature,
+            sampling_rate,
+            min_samples,
+            *(inspect.getsource(sys.modules[name]) for name in (__name__, truncation_problem.__module__)),
+        ]
+    )
+    checked = undecoded.map(
         _problems,
         input_columns=[audio_column],
         fn_kwargs={
@@ -128,13 +164,26 @@ def find_bad_audio(
         remove_columns=[audio_column],
         num_proc=num_proc if num_proc > 1 else None,
         desc=f"checking the audio of {split!r}",
-    )["audio_problem"]
-    bad = []
-    for row in (i for i, problem in enumerate(problems) if problem):
-        value = undecoded[row][audio_column]
+        new_fingerprint=fingerprint,
+    )
+    problems, truncations = checked["audio_problem"], checked["audio_truncation"]
+    # Rows are named as the user's data numbers them (`add_row_index`), when the split is a selection of it.
+    rows = dataset[ROW_INDEX_COLUMN] if ROW_INDEX_COLUMN in dataset.column_names else range(dataset.num_rows)
+
+    def where(position: int) -> BadAudio:
+        value = undecoded[position][audio_column]
         file = value.get("path") if isinstance(value, Mapping) else None
-        bad.append(BadAudio(split, row, file, problems[row]))
-    return bad
+        return BadAudio(split, rows[position], file, problems[position] or truncations[position])
+
+    cut = [where(i) for i, truncation in enumerate(truncations) if truncation and not problems[i]]
+    if cut:
+        logger.warning(
+            "%d audio clip(s) of split %r are cut short; only the part that is there is used:\n%s",
+            len(cut),
+            split,
+            "\n".join(f"  {clip}" for clip in cut[:20]) + ("\n  ..." if len(cut) > 20 else ""),
+        )
+    return [where(i) for i, problem in enumerate(problems) if problem]
 
 
 def check_audio(
@@ -161,14 +210,15 @@ def check_audio(
         raise ValueError(
             f"{len(found)} bad audio clip(s) in the data:\n"
             + "\n".join(f"  {clip}" for clip in found)
-            + "\nRepair or remove them, or pass --bad_audio skip to train without them."
+            + "\nRepair or remove them, or pass --bad_audio skip to go on without them."
         )
     checked = {}
     for name, split in splits.items():
         rows = {clip.row for clip in bad[name]}
         if rows:
             logger.warning("skipping %d bad audio clip(s) of split %r (--bad_audio skip)", len(rows), name)
-            split = split.select([i for i in range(split.num_rows) if i not in rows])
+            ids = split[ROW_INDEX_COLUMN] if ROW_INDEX_COLUMN in split.column_names else range(split.num_rows)
+            split = split.select([i for i, row in enumerate(ids) if row not in rows])
         checked[name] = split
     return checked
 

@@ -58,7 +58,7 @@ from ..modeling_lrat import LratForPreTraining, translation_start
 from ..processing_lrat import LratProcessor
 from .builders import build_from_tokenizer
 from .collators import DataCollatorForAudioText, mask_audio_spans
-from .lifecycle import last_complete_checkpoint, resume_checkpoint
+from .lifecycle import check_run_record, last_complete_checkpoint, own_output_dir, resume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -952,14 +952,23 @@ class LratArguments:
 
 
 def lrat_resume_point(
-    output_dir: str | Path, overwrite_output_dir: bool = False, resume_from_checkpoint: str | None = None
+    output_dir: str | Path,
+    overwrite_output_dir: bool = False,
+    resume_from_checkpoint: str | None = None,
+    record: dict[str, Any] | None = None,
 ) -> str | bool | None:
-    """Where `pretrain_lrat` resumes a run of `output_dir` from (see `resume_checkpoint`, whose rules it follows): the
-    given checkpoint; the last iteration checkpoint; `True` when only the warm-up phase has written (its `warmup`
-    folder); `None` to start afresh."""
-    if resume_from_checkpoint is None and not overwrite_output_dir and (Path(output_dir) / "warmup").is_dir():
-        return last_complete_checkpoint(str(output_dir)) or True
-    return resume_checkpoint(output_dir, overwrite_output_dir, resume_from_checkpoint)
+    """Where `pretrain_lrat` resumes a run of `output_dir` from (see `resume_checkpoint`, whose rules it follows, the
+    run's `record` and output-folder lock included): the given checkpoint; the last iteration checkpoint; `True` when
+    only the warm-up phase has written (its `warmup` folder); `None` to start afresh."""
+    warmup = Path(output_dir) / "warmup"
+    own_output_dir(output_dir, overwrite_output_dir, subfolders=(warmup.name,))
+    if resume_from_checkpoint is None and not overwrite_output_dir and warmup.is_dir():
+        last = last_complete_checkpoint(str(output_dir))
+        check_run_record(last or warmup, record)
+        return last or True
+    return resume_checkpoint(
+        output_dir, overwrite_output_dir, resume_from_checkpoint, record=record, subfolders=(warmup.name,)
+    )
 
 
 def pretrain_lrat(

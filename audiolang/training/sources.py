@@ -4,6 +4,8 @@ rate; and the validation and test splits a one-split dataset lacks, made by a se
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Audio, Dataset, DatasetDict, Value
 
+from ..data.corpus import MARKER
 from .arguments import TASK_TYPES, DatasetArguments
 from .data import CORPUS_TASKS, ensure_transcripts, load_splits, prepare_labels
 
@@ -57,6 +60,29 @@ def data_folder(args: DatasetArguments) -> Path | None:
     return None
 
 
+def data_fingerprint(args: DatasetArguments) -> str:
+    """What identifies the data `args` point at, for a run's record (`run_record`): a `save_to_disk` folder by its
+    splits' fingerprints and file sizes, data files by name, size and modification time, a Hub dataset by name, the
+    embedded corpus by preset and seed. Cheap: nothing is loaded."""
+    parts: list = [args.dataset_name, args.dataset_config_name, args.data_dir]
+    for split, files in sorted((parse_data_files(args.data_files) or {}).items()):
+        for file in files:
+            stat = Path(file).stat() if Path(file).is_file() else None
+            parts.append([split, file, stat and stat.st_size, stat and stat.st_mtime_ns])
+    if args.dataset_path:
+        folder = Path(args.dataset_path)
+        for file in sorted(folder.rglob("*")):
+            if file.name == "state.json":
+                parts.append(
+                    [str(file.relative_to(folder)), json.loads(file.read_text()).get("_fingerprint")]
+                )
+            elif file.suffix == ".arrow" and not file.name.startswith("cache-"):
+                parts.append([str(file.relative_to(folder)), file.stat().st_size])
+    elif not (args.dataset_name or args.data_files):
+        parts.append(["corpus", args.corpus_preset, args.corpus_seed, args.corpus_dir])
+    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
 def load_raw_splits(args: DatasetArguments) -> DatasetDict:
     """The splits as the source holds them: `--dataset_name` / `--data_files` through `datasets.load_dataset`,
     otherwise `--dataset_path` (`load_from_disk`) or the embedded corpus. A lone `Dataset` becomes the training
@@ -80,19 +106,45 @@ def load_raw_splits(args: DatasetArguments) -> DatasetDict:
             name = _BUILDERS[extension]
         data = load_dataset(name, args.dataset_config_name, data_dir=args.data_dir, data_files=data_files)
     else:
-        data = load_splits(
-            args.dataset_path,
-            args.corpus_preset,
-            args.corpus_dir,
-            args.corpus_seed,
-            single_split_name=args.train_split_name,
-        )
+        try:
+            data = load_splits(
+                args.dataset_path,
+                args.corpus_preset,
+                args.corpus_dir,
+                args.corpus_seed,
+                single_split_name=args.train_split_name,
+            )
+        except (OSError, ValueError) as error:
+            # An audiolang corpus names its damage itself (with the command that rebuilds it).
+            plain = args.dataset_path and not (Path(args.dataset_path) / MARKER).is_file()
+            damaged = damaged_arrow_files(args.dataset_path) if plain else []
+            if not damaged:
+                raise
+            raise ValueError(
+                f"the dataset at {args.dataset_path!r} is damaged: {'; '.join(damaged[:5])}. Save it again from its "
+                "source (`Dataset.save_to_disk`), or rebuild it the way it was made."
+            ) from error
     if isinstance(data, Dataset):
         data = DatasetDict({args.train_split_name: data})
     empty = [name for name, split in data.items() if split.num_rows == 0]
     if empty:
         raise ValueError(f"split(s) {empty} of the dataset are empty; it has {dict(data.num_rows)}")
     return data
+
+
+def damaged_arrow_files(folder: str | os.PathLike) -> list[str]:
+    """The Arrow files of a `save_to_disk` folder that cannot be read through (cut short, overwritten), each with
+    pyarrow's reason."""
+    import pyarrow as pa
+
+    damaged = []
+    for file in sorted(Path(folder).rglob("*.arrow")):
+        try:
+            with pa.memory_map(str(file)) as source:
+                pa.ipc.open_stream(source).read_all()
+        except (OSError, pa.ArrowInvalid) as error:
+            damaged.append(f"{file} cannot be read ({type(error).__name__}: {error})")
+    return damaged
 
 
 def cast_audio_column(

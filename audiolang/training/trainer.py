@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from transformers import Trainer
 from transformers.trainer_pt_utils import nested_gather
 from transformers.trainer_utils import EvalLoopOutput
+
+from .gradient_cache import gradient_cached_backward
 
 
 class ModuleLearningRateTrainer(Trainer):
@@ -95,11 +98,42 @@ class AudioTextTrainer(ModuleLearningRateTrainer):
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
+        self._record_loss_parts(outputs)
+        return (loss, outputs) if return_outputs else loss
+
+    def _record_loss_parts(self, outputs: Any) -> None:
         if isinstance(outputs, Mapping):
             for name, value in outputs.items():
                 if name.endswith("_loss") and isinstance(value, torch.Tensor) and value.numel() == 1:
                     self._loss_parts.setdefault(name, []).append(value.detach().float().reshape(()))
-        return (loss, outputs) if return_outputs else loss
+
+    def training_step(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        """``Trainer.training_step``, or with ``args.contrastive_micro_batch_size`` its gradient-cached version
+        (``audiolang.training.gradient_cached_backward``): the loss of the whole batch, activations of a micro-batch
+        at a time, the same loss scaling for gradient accumulation, fp16 loss scaling and autocast as Trainer's."""
+        micro_batch_size = getattr(self.args, "contrastive_micro_batch_size", None)
+        if not micro_batch_size:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        accumulation = self.current_gradient_accumulation_steps
+        # The prepared model's forward carries accelerate's autocast, but gradient caching calls other methods.
+        with self.accelerator.autocast():
+            outputs = gradient_cached_backward(
+                self.accelerator.unwrap_model(model),
+                inputs,
+                micro_batch_size,
+                backward=lambda loss: self.accelerator.backward(loss / accumulation),
+            )
+        self._record_loss_parts(outputs)
+        if self.accelerator.sync_gradients:
+            _average_gradients_across_processes(model)
+        return outputs.loss / accumulation
 
     def _mean_loss_parts(self) -> dict[str, float]:
         """Each recorded part's mean since the last call, over this process's micro-batches and then across
@@ -123,3 +157,14 @@ class AudioTextTrainer(ModuleLearningRateTrainer):
         output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in self._mean_loss_parts().items()})
         self._loss_parts = training_parts
         return output
+
+
+def _average_gradients_across_processes(model: torch.nn.Module) -> None:
+    """What DistributedDataParallel does after backward, which gradient caching runs outside of (it calls the
+    unwrapped model's methods, so DDP's hooks never fire)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    for param in model.parameters():
+        if param.grad is not None:
+            dist.all_reduce(param.grad)
+            param.grad.div_(dist.get_world_size())
