@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from model_tester import (
+    NUM_LABELS,
     class_labels,
     ctal_config,
     ctal_pretraining_targets,
@@ -63,7 +64,7 @@ def cases() -> dict[str, tuple]:
     return {
         "dsclap-pretrain": (lambda: DsclapModel(dsclap_config()), dual),
         "dsclap-finetune": (
-            lambda: DsclapForSequenceClassification(dsclap_config()),
+            lambda: DsclapForSequenceClassification(dsclap_config(num_labels=NUM_LABELS)),
             {**dual, **targets(class_labels, dual)},
         ),
         # Turbo's two views differ by their dropout masks: the preset's dropout is on here.
