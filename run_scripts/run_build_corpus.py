@@ -44,8 +44,8 @@ class BuildArguments:
     labelled_asr: str | None = field(
         default=None,
         metadata={
-            "help": "the ASR giving asr_text in every split but pretrain (default: the preset's, whisper-tiny.en for "
-            "default and large, --asr for tiny); 'none' for --asr's"
+            "help": "the ASR giving asr_text in every split but pretrain, e.g. 'whisper-tiny.en' (the pipeline's "
+            "default recogniser; default: the preset's, --asr's); 'none' for --asr's"
         },
     )
     overwrite: bool = field(

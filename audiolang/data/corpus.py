@@ -10,9 +10,9 @@ labels. No such corpus can be downloaded here, so this module builds one:
 3. *rendering* (a process pool, all cores): synthesis, cabin acoustics (acoustics.py) and real offline
    recognition of every utterance, giving ``asr_text`` with real errors: the ``pretrain`` split through
    ``CorpusConfig.asr`` (pocketsphinx with that domain LM by default), the labelled splits through
-   ``CorpusConfig.labelled_asr`` (Whisper tiny.en in the ``default`` and ``large`` presets: the recogniser the
-   ``audio-text-classification`` pipeline runs at inference, so a classifier trains and is tested on the
-   transcripts it will get; ``benchmarks/results/bench_asr.jsonl`` has its error rates per voice), in batches;
+   ``CorpusConfig.labelled_asr`` when set (e.g. Whisper tiny.en, the recogniser the ``audio-text-classification``
+   pipeline runs at inference, so that a classifier trains and is tested on the transcripts it will get), in
+   batches;
 4. an atomic save: everything is written into a temporary sibling folder that is renamed into place
    only when complete, so an interrupted build never leaves a folder that a later run trusts.
 
@@ -81,13 +81,12 @@ MARKER = "audiolang_corpus.json"
 FLIPPED_FIELD_RATE = 0.15
 
 # Split sizes and speaker counts. ``large`` is scaled by ``num_utterances`` (default 20,000).
-# The labelled splits' recogniser per preset (None: ``CorpusConfig.asr``, as for ``pretrain``). ``tiny`` (the tests'
-# corpus) keeps pocketsphinx everywhere, so that it builds in seconds without loading Whisper.
-PRESET_LABELLED_ASR: dict[str, str | None] = {
-    "tiny": None,
-    "default": "whisper-tiny.en",
-    "large": "whisper-tiny.en",
-}
+# The labelled splits' recogniser per preset (None: ``CorpusConfig.asr``, as for ``pretrain``). Every preset keeps
+# pocketsphinx: Whisper tiny.en gives the labelled splits better transcripts (README, "ASR back-ends") but, on 2
+# cores, the default corpus then took 25 min 40 s to build (16 of them beside the test suite) against 10 min, more
+# than `make demo` can spend;
+# `run_build_corpus.py --labelled_asr whisper-tiny.en` builds that corpus.
+PRESET_LABELLED_ASR: dict[str, str | None] = {"tiny": None, "default": None, "large": None}
 # Utterances a rendering worker synthesises before it transcribes them in one recogniser call (Whisper decodes a
 # batch at a time; with clips shorter than its window a transcript does not depend on the rest of the batch).
 RENDER_CHUNK = 16
